@@ -1,0 +1,3 @@
+from multicloud_collector.cli import main
+
+raise SystemExit(main())
