@@ -210,3 +210,19 @@ class AccountResult:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeLimits:
+    """Protection against hostile or broken targets; a violation fails that scrape only.
+
+    Defaults are finite on purpose (Prometheus leaves them unlimited; vmagent caps bodies at
+    16 MiB). ``0`` means unlimited for a field.
+    """
+
+    body_size_bytes: int = 16 * 1024 * 1024  # counted after decompression
+    samples_per_scrape: int = 100_000
+    labels_per_series: int = 64
+    label_name_length: int = 256
+    label_value_length: int = 4096
+    line_length: int = 64 * 1024
