@@ -1,0 +1,131 @@
+"""``mcc demo``: the real collector against a simulated fleet, then a summary from the store.
+
+Everything runs in this one process on 127.0.0.1 and is torn down before returning, so the demo
+leaves no process behind and finishes inside ``duration`` (the summary's time is reserved up
+front).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import TextIO
+
+import orjson
+
+from multicloud_collector.config import load_config
+from multicloud_collector.daemon import Daemon
+from multicloud_collector.demo.config import demo_config_yaml
+from multicloud_collector.demo.fleet import FleetSimulator
+
+SUMMARY_BUDGET_S = 4.0
+PROGRESS_EVERY_S = 5.0
+MIN_DURATION_S = 8.0
+
+
+async def _rows(daemon: Daemon, sql: str) -> list[dict[str, object]]:
+    raw = await daemon.query(sql, "JSONEachRow")
+    return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out: TextIO) -> int:
+    started = time.monotonic()
+    duration = max(duration, MIN_DURATION_S)
+    deadline = started + duration - SUMMARY_BUDGET_S
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fleet = FleetSimulator(seed=42)
+    await fleet.start()
+    try:
+        cfg_path = data_dir / "demo.yaml"
+        cfg_path.write_text(demo_config_yaml(fleet, data_dir, listen="127.0.0.1:0", interval=interval))
+        config = load_config(cfg_path, {})
+        providers = sorted({h.provider for h in fleet.hosts})
+        gpus = sum(h.gpus for h in fleet.hosts)
+        print(
+            f"Simulated fleet on 127.0.0.1:{fleet.port}: {len(fleet.hosts)} hosts, {gpus} GPUs, "
+            f"{len(providers)} providers ({', '.join(providers)}); collecting every {interval} "
+            f"for {duration - SUMMARY_BUDGET_S:.0f}s into {config.sink.embedded.path}",
+            file=out,
+            flush=True,
+        )
+        daemon = Daemon(config)
+        ready = asyncio.Event()
+        run_task = asyncio.create_task(daemon.run(install_signals=True, on_ready=lambda _d: ready.set()))
+        await _wait_ready(ready, run_task)
+        if daemon.server is not None:
+            print(f"Status page and API: http://127.0.0.1:{daemon.server.port}/", file=out, flush=True)
+        while not run_task.done():
+            now = time.monotonic()
+            if now >= deadline or daemon.stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run_task), timeout=min(PROGRESS_EVERY_S, deadline - now))
+            if not run_task.done():
+                await _progress(daemon, started, out)
+        if not run_task.done():
+            summary = await _summary(daemon)
+            daemon.stop.set()
+        else:
+            summary = []
+        code = await run_task
+    finally:
+        await fleet.stop()
+    for line in summary:
+        print(line, file=out)
+    print(
+        f"\nData lives in {config.sink.embedded.path} (embedded ClickHouse, database "
+        f"'{config.sink.embedded.database}'). Query it with:\n"
+        f"  mcc query -c {cfg_path} \"SELECT provider, count() FROM mcc.gpu_samples GROUP BY provider\"\n"
+        f"Run the demo config as a daemon with: mcc run -c {cfg_path}",
+        file=out,
+    )
+    print(f"demo finished in {time.monotonic() - started:.1f}s", file=out)
+    return code
+
+
+async def _wait_ready(ready: asyncio.Event, run_task: asyncio.Task[int]) -> None:
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({waiter, run_task}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if run_task.done():
+        run_task.result()  # re-raise the start-up error
+
+
+async def _progress(daemon: Daemon, started: float, out: TextIO) -> None:
+    rows = await _rows(
+        daemon,
+        "SELECT (SELECT count() FROM mcc.samples) AS samples, (SELECT count() FROM mcc.gpu_samples) AS gpu_rows, "
+        "(SELECT count() FROM mcc.scrape_log) AS scrapes",
+    )
+    up = sum(1 for r in daemon.metrics.last_reports.values() if r.status.value == "ok")
+    total = len(daemon.metrics.last_reports)
+    r = rows[0] if rows else {}
+    print(
+        f"  t={time.monotonic() - started:4.0f}s  targets up {up}/{total}  "
+        f"samples {r.get('samples', 0):,}  gpu rows {r.get('gpu_rows', 0):,}  scrapes {r.get('scrapes', 0):,}",
+        file=out,
+        flush=True,
+    )
+
+
+async def _summary(daemon: Daemon) -> list[str]:
+    reports = daemon.metrics.last_reports.values()
+    up = sum(1 for r in reports if r.status.value == "ok")
+    lines = [f"\nTargets up: {up}/{len(daemon.metrics.last_reports)}", "", "Rows stored per table:"]
+    for table in ("samples", "gpu_samples", "scrape_log"):
+        n = await _rows(daemon, f"SELECT count() AS n FROM mcc.{table}")
+        lines.append(f"  {table:<12} {int(str(n[0]['n'])):>10,}")
+    gpu = await _rows(
+        daemon,
+        "SELECT provider, uniqExact(host) AS hosts, uniqExact(gpu_uuid) AS gpus, "
+        "round(avg(gpu_util_percent), 1) AS mean_util, round(avg(power_watts), 0) AS mean_power_w "
+        "FROM mcc.gpu_samples GROUP BY provider ORDER BY provider",
+    )
+    lines += ["", "GPUs by provider:", f"  {'provider':<12} {'hosts':>5} {'gpus':>5} {'mean util %':>12} {'mean W':>8}"]
+    for r in gpu:
+        lines.append(
+            f"  {r['provider']!s:<12} {r['hosts']!s:>5} {r['gpus']!s:>5} {r['mean_util']!s:>12} {r['mean_power_w']!s:>8}"
+        )
+    return lines
