@@ -74,7 +74,12 @@ def safe_url(url: str) -> str:
     except ValueError:
         return "<invalid url>"
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # out-of-range port: keep the text, it is not secret
+        port = None
+        netloc = parts.netloc.rpartition("@")[2]
+    if port:
+        netloc = f"{netloc}:{port}"
     query = "&".join(p.split("=", 1)[0] + "=***" if "=" in p else p for p in parts.query.split("&") if p)
     return redact(urlunsplit((parts.scheme, netloc, parts.path, query, "")))

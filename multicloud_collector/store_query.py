@@ -22,8 +22,45 @@ from multicloud_collector.sink.embedded import EmbeddedSink, StoreLockedError
 
 READ_ONLY_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
 _FORMAT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
-_WORD_RE = re.compile(r"[A-Za-z_]+")
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
+# Table functions that read local files, run programs or reach the network: a read-only query
+# must not turn the daemon into a file reader or an SSRF proxy.
+UNSAFE_FUNCTIONS = frozenset(
+    {
+        "FILE",
+        "URL",
+        "URLCLUSTER",
+        "S3",
+        "S3CLUSTER",
+        "GCS",
+        "OSS",
+        "COSN",
+        "AZUREBLOBSTORAGE",
+        "AZUREBLOBSTORAGECLUSTER",
+        "HDFS",
+        "HDFSCLUSTER",
+        "REMOTE",
+        "REMOTESECURE",
+        "CLUSTER",
+        "CLUSTERALLREPLICAS",
+        "MYSQL",
+        "POSTGRESQL",
+        "SQLITE",
+        "MONGODB",
+        "REDIS",
+        "JDBC",
+        "ODBC",
+        "EXECUTABLE",
+        "PYTHON",
+        "INPUT",
+        "ICEBERG",
+        "DELTALAKE",
+        "HUDI",
+        "FILECLUSTER",
+        "ARROWFLIGHT",
+    }
+)
 
 
 class QueryError(Exception):
@@ -81,8 +118,12 @@ def _scan(sql: str) -> tuple[list[str], int]:
             continue
         m = _WORD_RE.match(sql, i)
         if m:
-            words.append(m.group(0).upper())
+            word = m.group(0).upper()
+            words.append(word)
             i = m.end()
+            rest = sql[i:].lstrip()
+            if rest.startswith("(") and word in UNSAFE_FUNCTIONS:
+                raise QueryError(f"table function {m.group(0)}() is not allowed in queries through mcc")
         else:
             i += 1
     return words, (stmt_end if stmt_end >= 0 else n)

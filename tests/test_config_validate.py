@@ -180,7 +180,7 @@ def test_url_problem_accepts_valid() -> None:
 def test_invalid_url_message_hides_userinfo_and_query() -> None:
     (got,) = problems(acct(exporters='[{url: "ftp://user:pw-canary@h:1/m?token=tk-canary"}]'))
     assert "pw-canary" not in got and "tk-canary" not in got
-    assert display_url("http://u:p@h:99999/m?x=1") == "http://h:99999/m"
+    assert display_url("http://u:p@h:99999/m?x=1") == "http://h:99999/m?x=***"
 
 
 def test_account_problems() -> None:

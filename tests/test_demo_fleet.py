@@ -597,7 +597,11 @@ async def test_cache_rerenders_when_the_second_changes() -> None:
 async def test_demo_config_shape(fleet: FleetSimulator, tmp_path: Path) -> None:
     doc = yaml.safe_load(demo_config_yaml(fleet, tmp_path, listen="127.0.0.1:19464", interval="2s"))
     assert doc == demo_config(fleet, tmp_path, listen="127.0.0.1:19464", interval="2s")
-    assert doc["sink"] == {"kind": "embedded", "embedded": {"path": str(tmp_path / "chdb")}}
+    assert doc["sink"] == {
+        "kind": "embedded",
+        "batch": {"max_age": "1s"},
+        "embedded": {"path": str(tmp_path / "chdb")},
+    }
     assert doc["collector"] == {
         "interval": "2s",
         "scrape_timeout": "1500ms",

@@ -334,3 +334,21 @@ async def test_embedded_fallback_when_no_daemon(free_store: Path, not_a_daemon: 
             database="mcc",
         )
     assert not bad.value.store_unavailable
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        "SELECT * FROM url ('http://127.0.0.1:1/x', 'CSV')",
+        "select * from s3('http://127.0.0.1:1/b/k')",
+        "SELECT * FROM remote('127.0.0.1', system.one)",
+    ],
+)
+def test_table_functions_that_reach_files_or_network_are_refused(sql: str) -> None:
+    with pytest.raises(QueryError, match="table function"):
+        ensure_read_only(sql)
+
+
+def test_column_named_like_a_table_function_is_allowed() -> None:
+    assert ensure_read_only("SELECT url, file FROM mcc.scrape_log") == "SELECT url, file FROM mcc.scrape_log"

@@ -8,7 +8,6 @@ returns the default so that checking continues and *every* problem is reported i
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -66,10 +65,7 @@ def type_name(value: object) -> str:
 
 def display_url(url: str) -> str:
     """``url`` fit for an error message: no userinfo, no query values, even when malformed."""
-    try:
-        return safe_url(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//", url).split("?", 1)[0]
+    return safe_url(url)
 
 
 def url_problem(url: str) -> str | None:

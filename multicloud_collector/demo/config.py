@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from multicloud_collector.config.units import parse_duration
 from multicloud_collector.demo.fleet import FleetSimulator
 from multicloud_collector.demo.hosts import PROVIDERS_BY_NAME
 
@@ -65,11 +66,17 @@ def demo_config(
     return {
         "collector": {
             "interval": interval,
-            "scrape_timeout": "1500ms",
+            # Always shorter than the interval, whatever --interval the user picked.
+            "scrape_timeout": f"{int(parse_duration(interval) * 750)}ms",
             "state_dir": str(data_dir / "state"),
             "listen": listen,
         },
-        "sink": {"kind": "embedded", "embedded": {"path": str(data_dir / "chdb")}},
+        # Short batch age so the summary, read while the collector runs, sees recent rows.
+        "sink": {
+            "kind": "embedded",
+            "batch": {"max_age": "1s"},
+            "embedded": {"path": str(data_dir / "chdb")},
+        },
         "providers": {name: _provider_entry(name) for name in fleet.providers},
         "accounts": accounts,
     }

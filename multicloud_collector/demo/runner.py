@@ -34,12 +34,13 @@ async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out
     started = time.monotonic()
     duration = max(duration, MIN_DURATION_S)
     deadline = started + duration - SUMMARY_BUDGET_S
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     fleet = FleetSimulator(seed=42)
     await fleet.start()
     try:
         cfg_path = data_dir / "demo.yaml"
-        cfg_path.write_text(demo_config_yaml(fleet, data_dir, listen="127.0.0.1:0", interval=interval))
+        text = demo_config_yaml(fleet, data_dir, listen="127.0.0.1:0", interval=interval)
+        await asyncio.to_thread(cfg_path.write_text, text)
         config = load_config(cfg_path, {})
         providers = sorted({h.provider for h in fleet.hosts})
         gpus = sum(h.gpus for h in fleet.hosts)
@@ -61,7 +62,9 @@ async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out
             if now >= deadline or daemon.stop.is_set():
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(run_task), timeout=min(PROGRESS_EVERY_S, deadline - now))
+                await asyncio.wait_for(
+                    asyncio.shield(run_task), timeout=min(PROGRESS_EVERY_S, deadline - now)
+                )
             if not run_task.done():
                 await _progress(daemon, started, out)
         if not run_task.done():
@@ -77,7 +80,7 @@ async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out
     print(
         f"\nData lives in {config.sink.embedded.path} (embedded ClickHouse, database "
         f"'{config.sink.embedded.database}'). Query it with:\n"
-        f"  mcc query -c {cfg_path} \"SELECT provider, count() FROM mcc.gpu_samples GROUP BY provider\"\n"
+        f'  mcc query -c {cfg_path} "SELECT provider, count() FROM mcc.gpu_samples GROUP BY provider"\n'
         f"Run the demo config as a daemon with: mcc run -c {cfg_path}",
         file=out,
     )
@@ -96,7 +99,8 @@ async def _wait_ready(ready: asyncio.Event, run_task: asyncio.Task[int]) -> None
 async def _progress(daemon: Daemon, started: float, out: TextIO) -> None:
     rows = await _rows(
         daemon,
-        "SELECT (SELECT count() FROM mcc.samples) AS samples, (SELECT count() FROM mcc.gpu_samples) AS gpu_rows, "
+        "SELECT (SELECT count() FROM mcc.samples) AS samples, "
+        "(SELECT count() FROM mcc.gpu_samples) AS gpu_rows, "
         "(SELECT count() FROM mcc.scrape_log) AS scrapes",
     )
     up = sum(1 for r in daemon.metrics.last_reports.values() if r.status.value == "ok")
@@ -104,7 +108,8 @@ async def _progress(daemon: Daemon, started: float, out: TextIO) -> None:
     r = rows[0] if rows else {}
     print(
         f"  t={time.monotonic() - started:4.0f}s  targets up {up}/{total}  "
-        f"samples {r.get('samples', 0):,}  gpu rows {r.get('gpu_rows', 0):,}  scrapes {r.get('scrapes', 0):,}",
+        f"samples {r.get('samples', 0):,}  gpu rows {r.get('gpu_rows', 0):,}  "
+        f"scrapes {r.get('scrapes', 0):,}",
         file=out,
         flush=True,
     )
@@ -123,9 +128,14 @@ async def _summary(daemon: Daemon) -> list[str]:
         "round(avg(gpu_util_percent), 1) AS mean_util, round(avg(power_watts), 0) AS mean_power_w "
         "FROM mcc.gpu_samples GROUP BY provider ORDER BY provider",
     )
-    lines += ["", "GPUs by provider:", f"  {'provider':<12} {'hosts':>5} {'gpus':>5} {'mean util %':>12} {'mean W':>8}"]
+    lines += [
+        "",
+        "GPUs by provider:",
+        f"  {'provider':<12} {'hosts':>5} {'gpus':>5} {'mean util %':>12} {'mean W':>8}",
+    ]
     for r in gpu:
         lines.append(
-            f"  {r['provider']!s:<12} {r['hosts']!s:>5} {r['gpus']!s:>5} {r['mean_util']!s:>12} {r['mean_power_w']!s:>8}"
+            f"  {r['provider']!s:<12} {r['hosts']!s:>5} {r['gpus']!s:>5} "
+            f"{r['mean_util']!s:>12} {r['mean_power_w']!s:>8}"
         )
     return lines
