@@ -189,6 +189,13 @@ class ScrapeOutput:
     report: ScrapeReport
     blocks: list[SampleBlock] = field(default_factory=list)
     gpus: list[GpuSample] = field(default_factory=list)
+    # Values dropped by validation, by reason (nan, inf, negative, sentinel, out_of_range, ...).
+    invalid: dict[str, int] = field(default_factory=dict)
+
+    def count_invalid(self, by_reason: Mapping[str, int]) -> None:
+        for reason, n in by_reason.items():
+            if n:
+                self.invalid[reason] = self.invalid.get(reason, 0) + n
 
 
 @dataclass(slots=True)

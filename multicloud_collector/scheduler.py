@@ -230,6 +230,8 @@ class Scheduler:
             next_tick = tick + interval
             output = await self._scrape_with_retries(runner, next_tick, stats)
             self._observer.scrape_finished(output.report)
+            for reason, n in output.invalid.items():
+                self._observer.samples_invalid(reason, n)
             try:
                 await self._on_output(output)
             except Exception:

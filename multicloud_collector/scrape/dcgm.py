@@ -53,4 +53,7 @@ class DcgmScraper(CacheMixin):
             log.warning("dcgm_no_gpus", target=target.id, series=len(parsed.values))
         samples = len(parsed.values) - dropped  # every sample that reached a GPU row or the block
         report = ok_report(target, ts_ms, dur, samples=samples, nbytes=res.nbytes, dropped=dropped)
-        return ScrapeOutput(report=report, blocks=[block], gpus=list(result.gpus))
+        out = ScrapeOutput(report=report, blocks=[block], gpus=list(result.gpus))
+        out.count_invalid(stats.by_reason)
+        out.count_invalid({"sentinel": result.sentinels, "out_of_range": result.out_of_range})
+        return out

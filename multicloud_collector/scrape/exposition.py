@@ -135,14 +135,19 @@ class ExpositionScraper(CacheMixin):
         res, parsed = got
         blocks = blocks_from_parsed(parsed, target.ctx, ts_ms)
         kept = dropped = 0
+        invalid: list[dict[str, int]] = []
         for b in blocks:
             stats = validate_block(b, parsed.types)
             kept += stats.kept
             dropped += stats.dropped
+            invalid.append(stats.by_reason)
         dur = time.monotonic() - t0
         scraped = len(parsed.values)
         self._synth.append(blocks[0], target, up=True, duration_s=dur, samples=scraped, nbytes=res.nbytes)
         if parsed.duplicates:
             log.info("scrape_duplicate_series", target=target.id, duplicates=parsed.duplicates)
         report = ok_report(target, ts_ms, dur, samples=kept, nbytes=res.nbytes, dropped=dropped)
-        return ScrapeOutput(report=report, blocks=blocks)
+        out = ScrapeOutput(report=report, blocks=blocks)
+        for by_reason in invalid:
+            out.count_invalid(by_reason)
+        return out

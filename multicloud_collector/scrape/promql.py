@@ -225,10 +225,12 @@ class PromQLScraper:
                 b.values.append(v)
         out_blocks = [blocks[t] for t in sorted(blocks)]
         kept = dropped = 0
+        invalid: list[dict[str, int]] = []
         for b in out_blocks:
             stats = validate_block(b, {})
             kept += stats.kept
             dropped += stats.dropped
+            invalid.append(stats.by_reason)
         dur = time.monotonic() - t0
         if failures:
             for f in failures:
@@ -243,4 +245,7 @@ class PromQLScraper:
             )
         else:
             report = ok_report(target, ts_ms, dur, samples=kept, nbytes=nbytes, dropped=dropped)
-        return ScrapeOutput(report=report, blocks=out_blocks)
+        out = ScrapeOutput(report=report, blocks=out_blocks)
+        for by_reason in invalid:
+            out.count_invalid(by_reason)
+        return out
