@@ -74,6 +74,9 @@ def validate_block(block: SampleBlock, types: Mapping[str, str]) -> NormalizeSta
         block.series, block.values, block.flags = [], [], []
         return stats
     stats.total = len(values)
+    suspects = _suspects(values, series)
+    if suspects is not None:
+        return _validate_suspects(block, series, values, suspects, types, stats)
     kept_series: list[Series] = []
     kept_values: list[float] = []
     for index, raw in enumerate(values):
@@ -87,6 +90,55 @@ def validate_block(block: SampleBlock, types: Mapping[str, str]) -> NormalizeSta
     block.series = kept_series
     block.values = kept_values
     block.flags = [0] * len(kept_values)
+    return stats
+
+
+# Smallest DCGM "blank" sentinel (int32 blank); anything below it cannot be a sentinel.
+_SENTINEL_MIN = float(0x7FFFFFF0)
+_INF = float("inf")
+
+
+def _suspects(values: list[float], series: list[Series]) -> list[int] | None:
+    """Indices that need a closer look, or None when the whole block needs the slow path.
+
+    The common block is all finite, non-negative floats below the sentinel range: one C-level
+    ``sum`` plus one comprehension clears it without a Python call per value (this check used to
+    cost as much as parsing).
+    """
+    if len(values) != len(series):
+        return None
+    try:
+        total = sum(values)
+        if total != total or total == _INF or total == -_INF:  # NaN/Inf somewhere (or overflow)
+            return None
+        return [i for i, v in enumerate(values) if v.__class__ is not float or v < 0 or v >= _SENTINEL_MIN]
+    except TypeError:
+        return None
+
+
+def _validate_suspects(
+    block: SampleBlock,
+    series: list[Series],
+    values: list[float],
+    suspects: list[int],
+    types: Mapping[str, str],
+    stats: NormalizeStats,
+) -> NormalizeStats:
+    dropped: set[int] = set()
+    for i in suspects:
+        reason = _check(series[i], values[i], types)
+        if reason is None:
+            values[i] = float(values[i])
+        else:
+            stats.drop(reason)
+            dropped.add(i)
+    if dropped:
+        series = [s for i, s in enumerate(series) if i not in dropped]
+        values = [v for i, v in enumerate(values) if i not in dropped]
+    stats.kept = len(values)
+    block.series = series
+    block.values = values
+    block.flags = [0] * len(values)
     return stats
 
 
