@@ -118,35 +118,40 @@ def test_split_only_on_semicolon_at_end_of_line_and_render_database() -> None:
 
 
 async def test_apply_then_rerun_is_a_noop(store: EmbeddedSink) -> None:
-    report = await apply_migrations(store.execute, "m_apply", load_migrations(REPO_MIGRATIONS))
-    assert report.applied == ["0001_core.sql"] and report.changed
-    assert report.lines() == ["applied 0001_core.sql to database m_apply"]
+    shipped = load_migrations(REPO_MIGRATIONS)
+    names = [m.filename for m in shipped]
+    report = await apply_migrations(store.execute, "m_apply", shipped)
+    assert report.applied == names and report.changed
+    assert report.lines() == [f"applied {n} to database m_apply" for n in names]
     tables = (
         await store.execute("SELECT name FROM system.tables WHERE database = 'm_apply' ORDER BY name")
     ).split()
-    assert tables == ["gpu_samples", "samples", "schema_migrations", "scrape_log"]
+    assert {"gpu_samples", "samples", "schema_migrations", "scrape_log"} <= set(tables)
     rows = [
         orjson.loads(x)
-        for x in (await store.query("SELECT * FROM m_apply.schema_migrations", "JSONEachRow")).splitlines()
+        for x in (
+            await store.query("SELECT * FROM m_apply.schema_migrations ORDER BY version", "JSONEachRow")
+        ).splitlines()
     ]
     assert [(r["version"], r["name"], r["checksum"]) for r in rows] == [
-        (1, "core", load_migrations(REPO_MIGRATIONS)[0].checksum)
+        (m.version, m.name, m.checksum) for m in shipped
     ]
 
     again = await apply_migrations(store.execute, "m_apply", load_migrations(REPO_MIGRATIONS))
     assert again.applied == [] and again.statements == [] and not again.changed
-    assert again.already_applied == ["0001_core.sql"]
-    assert again.lines() == ["database m_apply is up to date (1 migration(s) applied before)"]
-    assert await scalar(store, "SELECT count() FROM m_apply.schema_migrations") == "1"
+    assert again.already_applied == names
+    assert again.lines() == [f"database m_apply is up to date ({len(names)} migration(s) applied before)"]
+    assert await scalar(store, "SELECT count() FROM m_apply.schema_migrations") == str(len(names))
 
 
 async def test_changed_file_is_refused_and_new_file_is_applied(store: EmbeddedSink, mig_dir: Path) -> None:
     await apply_migrations(store.execute, "m_guard", load_migrations(mig_dir))
-    (mig_dir / "0002_extra.sql").write_text(
+    shipped = [m.filename for m in load_migrations(mig_dir)]
+    (mig_dir / "0099_extra.sql").write_text(
         "CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n"
     )
     report = await apply_migrations(store.execute, "m_guard", load_migrations(mig_dir))
-    assert report.applied == ["0002_extra.sql"] and report.already_applied == ["0001_core.sql"]
+    assert report.applied == ["0099_extra.sql"] and report.already_applied == shipped
     assert await scalar(store, "EXISTS TABLE m_guard.extra") == "1"
 
     core = mig_dir / "0001_core.sql"
@@ -160,13 +165,14 @@ async def test_changed_file_is_refused_and_new_file_is_applied(store: EmbeddedSi
 
 
 async def test_dry_run_lists_statements_without_executing(store: EmbeddedSink) -> None:
+    names = [m.filename for m in load_migrations(REPO_MIGRATIONS)]
     report = await apply_migrations(store.execute, "m_dry", load_migrations(REPO_MIGRATIONS), dry_run=True)
-    assert report.dry_run and report.applied == ["0001_core.sql"] and not report.changed
+    assert report.dry_run and report.applied == names and not report.changed
     assert report.statements[0] == "CREATE DATABASE IF NOT EXISTS m_dry"
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS m_dry.gpu_samples") for s in report.statements)
     assert report.statements[-1].startswith("INSERT INTO m_dry.schema_migrations")
     lines = report.lines()
-    assert lines[0] == "-- pending for database m_dry: 0001_core.sql" and lines[-1].endswith(";")
+    assert lines[0] == f"-- pending for database m_dry: {', '.join(names)}" and lines[-1].endswith(";")
     assert await scalar(store, "SELECT count() FROM system.databases WHERE name = 'm_dry'") == "0"
 
     await apply_migrations(store.execute, "m_dry", load_migrations(REPO_MIGRATIONS))
@@ -175,21 +181,22 @@ async def test_dry_run_lists_statements_without_executing(store: EmbeddedSink) -
 
 
 async def test_applied_version_without_file_is_reported(store: EmbeddedSink, mig_dir: Path) -> None:
-    (mig_dir / "0002_extra.sql").write_text("CREATE TABLE IF NOT EXISTS {db}.e (x UInt8) ENGINE = Memory;\n")
+    (mig_dir / "0099_extra.sql").write_text("CREATE TABLE IF NOT EXISTS {db}.e (x UInt8) ENGINE = Memory;\n")
     await apply_migrations(store.execute, "m_gone", load_migrations(mig_dir))
-    (mig_dir / "0002_extra.sql").unlink()
+    (mig_dir / "0099_extra.sql").unlink()
     report = await apply_migrations(store.execute, "m_gone", load_migrations(mig_dir))
-    assert report.unknown_applied == [2]
-    assert report.lines()[0] == "-- warning: applied migration 0002 has no file"
+    assert report.unknown_applied == [99]
+    assert report.lines()[0] == "-- warning: applied migration 0099 has no file"
 
 
 async def test_failing_migration_names_the_file_and_is_not_recorded(
     store: EmbeddedSink, mig_dir: Path
 ) -> None:
-    (mig_dir / "0002_broken.sql").write_text("CREATE TABLE {db}.broken (x NoSuchType) ENGINE = Memory;\n")
-    with pytest.raises(MigrationError, match=r"migration 0002_broken.sql failed: .*NoSuchType"):
+    last_shipped = max(m.version for m in load_migrations(mig_dir))
+    (mig_dir / "0099_broken.sql").write_text("CREATE TABLE {db}.broken (x NoSuchType) ENGINE = Memory;\n")
+    with pytest.raises(MigrationError, match=r"migration 0099_broken.sql failed: .*NoSuchType"):
         await apply_migrations(store.execute, "m_fail", load_migrations(mig_dir))
-    assert await scalar(store, "SELECT max(version) FROM m_fail.schema_migrations") == "1"
+    assert await scalar(store, "SELECT max(version) FROM m_fail.schema_migrations") == str(last_shipped)
 
 
 async def test_schema_matches_the_model(store: EmbeddedSink) -> None:

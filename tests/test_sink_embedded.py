@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from multicloud_collector.migrations import load_migrations
 from multicloud_collector.model import (
     GPU_METRIC_COLUMNS,
     GpuSample,
@@ -75,7 +76,8 @@ async def test_start_applies_migrations_and_state_is_writing(sink: EmbeddedSink)
     tables = (
         await sink.execute("SELECT name FROM system.tables WHERE database = 'mcc' ORDER BY name")
     ).split()
-    assert tables == ["gpu_samples", "samples", "schema_migrations", "scrape_log"]
+    assert {"gpu_samples", "samples", "schema_migrations", "scrape_log"} <= set(tables)
+    assert sink.migration_report.applied == [m.filename for m in load_migrations()]
 
 
 async def test_samples_round_trip_exact_values_labels_and_ms(sink: EmbeddedSink) -> None:
