@@ -129,20 +129,128 @@ def split_statements(sql: str) -> list[str]:
     return out
 
 
-def render(migration: Migration, db: str) -> list[str]:
-    """The statements of a migration with ``{db}`` replaced by the database name."""
+def render(migration: Migration, db: str, cluster: str | None = None) -> list[str]:
+    """The statements of a migration with ``{db}`` replaced; with ``cluster``, rewritten for a cluster."""
     check_database_name(db)
-    return [stmt.replace("{db}", db) for stmt in split_statements(migration.sql)]
+    statements = [stmt.replace("{db}", db) for stmt in split_statements(migration.sql)]
+    if cluster is None:
+        return statements
+    check_cluster_name(cluster)
+    return [out for stmt in statements for out in cluster_statements(stmt, db, cluster)]
 
 
-def bootstrap_statements(db: str) -> list[str]:
+def bootstrap_statements(db: str, cluster: str | None = None) -> list[str]:
     check_database_name(db)
+    on, engine = "", "MergeTree"
+    if cluster is not None:
+        # One replication path for every shard: each node then sees the same applied versions.
+        on = f" ON CLUSTER '{check_cluster_name(cluster)}'"
+        engine = f"ReplicatedMergeTree('/clickhouse/tables/all/{db}/schema_migrations', '{{replica}}')"
     return [
-        f"CREATE DATABASE IF NOT EXISTS {db}",
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations\n(\n"
+        f"CREATE DATABASE IF NOT EXISTS {db}{on}",
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations{on}\n(\n"
         "    version UInt32,\n    name String,\n    checksum String,\n"
-        "    applied_at DateTime64(3, 'UTC')\n)\nENGINE = MergeTree\nORDER BY version",
+        f"    applied_at DateTime64(3, 'UTC')\n)\nENGINE = {engine}\nORDER BY version",
     ]
+
+
+# --- cluster rendering ------------------------------------------------------------------------
+# Convention: ``<table>_local`` (Replicated*MergeTree, ON CLUSTER) holds the data on every shard;
+# ``<table>`` is a Distributed table over it, used for writes and reads, so the collector and
+# queries use the same names on a single server and on a cluster. The sharding key is
+# deterministic (never rand()): a batch replayed after an unclear failure must split into the same
+# per-shard blocks, or the shards' deduplication cannot recognise it. Tables not listed here shard
+# by a hash of their sorting key, which also keeps every version of a ReplacingMergeTree row on
+# one shard (FINAL only merges within a shard).
+SHARDING_KEYS: dict[str, str] = {
+    "samples": "series_id",
+    "gpu_samples": "cityHash64(host, gpu_uuid)",
+    "scrape_log": "cityHash64(target)",
+}
+_CLUSTER_RE = re.compile(r"^[A-Za-z0-9_.{}-]{1,128}$")
+_CREATE_RE = re.compile(r"^CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\.(\w+)", re.I)
+_ALTER_DROP_RE = re.compile(r"^(ALTER\s+TABLE|DROP\s+TABLE(?:\s+IF\s+EXISTS)?)\s+(\w+)\.(\w+)", re.I)
+_OTHER_DDL_RE = re.compile(
+    r"^((?:CREATE|DROP|ALTER|RENAME)\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?"
+    r"(?:VIEW|DICTIONARY|DATABASE|TABLE)(?:\s+IF\s+(?:NOT\s+)?EXISTS)?\s+[\w.]+)",
+    re.I,
+)
+_ENGINE_RE = re.compile(r"ENGINE\s*=\s*(\w*)MergeTree\b(?:\s*\(([^)]*)\))?", re.I)
+_ORDER_BY = re.compile(r"\bORDER\s+BY\s+([^\n]+)", re.I)
+_SETTINGS_CLAUSE = re.compile(r"^(.*)\bSETTINGS\b(.*)$", re.I | re.S)  # greedy: the last SETTINGS
+_COLUMN_ALTER = re.compile(r"\b(?:ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR)\s+COLUMN\b", re.I)
+
+
+def check_cluster_name(cluster: str) -> str:
+    if not _CLUSTER_RE.match(cluster):
+        raise MigrationError(
+            f"cluster name {cluster!r} is invalid: use letters, digits, '_', '.', '-' or a macro"
+        )
+    return cluster
+
+
+def cluster_statements(stmt: str, db: str, cluster: str) -> list[str]:
+    """One single-server statement as the statements that do the same on ``cluster``."""
+    on = f"ON CLUSTER '{cluster}'"
+    create = _CREATE_RE.match(stmt)
+    if create and _ENGINE_RE.search(stmt):
+        return _cluster_table(stmt, create, db, on, cluster)
+    alter = _ALTER_DROP_RE.match(stmt)
+    if alter:
+        verb, sdb, table = alter.groups()
+        rest = stmt[alter.end() :]
+        local = f"{verb} {sdb}.{table}_local {on}{rest}"
+        if verb.upper().startswith("ALTER") and not _COLUMN_ALTER.search(rest):
+            return [local]  # TTL, settings, partitions: only the data table has them
+        front = f"{verb} {sdb}.{table} {on}{rest}"
+        # a Distributed table mirrors the columns of its local table; drop it before the data
+        return [front, local] if verb.upper().startswith("DROP") else [local, front]
+    other = _OTHER_DDL_RE.match(stmt)
+    if other:
+        return [f"{other.group(1)} {on}{stmt[other.end() :]}"]
+    return [stmt]  # INSERT/SELECT etc. run on the node we talk to
+
+
+def sharding_key_from_order_by(body: str) -> str:
+    """``cityHash64(<sorting key columns>)``; a table without a sorting key cannot be sharded stably."""
+    m = _ORDER_BY.search(body)
+    key = m.group(1).strip() if m else ""
+    if key.startswith("(") and key.endswith(")"):
+        key = key[1:-1].strip()
+    if not key or key.lower() == "tuple()":
+        raise MigrationError("cluster mode needs an ORDER BY key (or a SHARDING_KEYS entry) to shard a table")
+    return f"cityHash64({key})"
+
+
+def _drop_non_replicated_setting(body: str) -> str:
+    """Replicated tables deduplicate by default (``replicated_deduplication_window``); the
+    non-replicated window is meaningless for them, so it is taken out of the SETTINGS clause."""
+    m = _SETTINGS_CLAUSE.match(body)
+    if m is None:
+        return body
+    items = [item.strip() for item in m.group(2).split(",") if item.strip()]
+    kept = [item for item in items if not item.lower().startswith("non_replicated_deduplication_window")]
+    return m.group(1).rstrip() + (f"\nSETTINGS {', '.join(kept)}" if kept else "")
+
+
+def _cluster_table(stmt: str, create: re.Match[str], db: str, on: str, cluster: str) -> list[str]:
+    if_not_exists, sdb, table = create.group(1) or "", create.group(2), create.group(3)
+    head = f"CREATE TABLE {if_not_exists}{sdb}.{table}_local {on}"
+    body = stmt[create.end() :]
+
+    def replicated(m: re.Match[str]) -> str:
+        family, args = m.group(1), (m.group(2) or "").strip()
+        path = f"'/clickhouse/tables/{{shard}}/{db}/{table}', '{{replica}}'"
+        return f"ENGINE = Replicated{family}MergeTree({path}{', ' + args if args else ''})"
+
+    body = _ENGINE_RE.sub(replicated, body, count=1)
+    body = _drop_non_replicated_setting(body)
+    key = SHARDING_KEYS.get(table) or sharding_key_from_order_by(body)
+    front = (
+        f"CREATE TABLE {if_not_exists}{sdb}.{table} {on}\nAS {sdb}.{table}_local\n"
+        f"ENGINE = Distributed('{cluster}', '{sdb}', '{table}_local', {key})"
+    )
+    return [head + body, front]
 
 
 async def read_applied(execute: Executor, db: str) -> dict[int, tuple[str, str]] | None:
@@ -174,11 +282,13 @@ async def apply_migrations(
     db: str,
     migrations: Sequence[Migration] | None = None,
     dry_run: bool = False,
+    cluster: str | None = None,
 ) -> MigrationReport:
     """Bring ``db`` up to the newest migration; re-running is a no-op.
 
     ``dry_run`` only reads (so it also works through a read-only query API) and reports the
-    statements that would run.
+    statements that would run. ``cluster`` renders ``ON CLUSTER`` DDL with replicated and
+    Distributed tables (see ``cluster_statements``).
     """
     check_database_name(db)
     todo = list(migrations) if migrations is not None else load_migrations()
@@ -191,9 +301,9 @@ async def apply_migrations(
                 raise
             applied = {}
         if not applied:
-            report.statements.extend(bootstrap_statements(db))
+            report.statements.extend(bootstrap_statements(db, cluster))
     else:
-        for stmt in bootstrap_statements(db):
+        for stmt in bootstrap_statements(db, cluster):
             await execute(stmt)
         applied = await read_applied(execute, db) or {}
 
@@ -214,7 +324,7 @@ async def apply_migrations(
     for m in sorted(todo, key=lambda m: m.version):
         if m.version in applied:
             continue
-        statements = [*render(m, db), _record_statement(db, m)]
+        statements = [*render(m, db, cluster), _record_statement(db, m)]
         report.statements.extend(statements)
         report.applied.append(m.filename)
         if dry_run:
