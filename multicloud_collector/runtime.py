@@ -39,13 +39,53 @@ def make_session(config: Config) -> aiohttp.ClientSession:
     )
 
 
-def make_sink(config: Config, observer: Observer, *, migrate: bool = True) -> Sink:
+def make_sink(
+    config: Config,
+    observer: Observer,
+    *,
+    migrate: bool = True,
+    session: aiohttp.ClientSession | None = None,
+) -> Sink:
+    """The configured sink; ``session`` is the shared one (a ClickHouse sink makes its own without it)."""
     kind = config.sink.kind
     if kind == "embedded":
         from multicloud_collector.sink.embedded import EmbeddedSink
 
         emb = config.sink.embedded
         return EmbeddedSink(Path(emb.path), database=emb.database, observer=observer, migrate=migrate)
+    if kind == "clickhouse" and config.sink.clickhouse is not None:
+        from multicloud_collector.sink.clickhouse import ClickHouseSink
+        from multicloud_collector.sink.quarantine import Quarantine
+        from multicloud_collector.sink.spool import Spool
+
+        ch, sp, q = config.sink.clickhouse, config.sink.spool, config.sink.quarantine
+        state_dir = config.collector.state_dir
+        spool = Spool(
+            sp.directory(state_dir),
+            max_bytes=sp.max_bytes,
+            segment_bytes=sp.segment_bytes,
+            policy=sp.policy,
+            observer=observer,
+        )
+        return ClickHouseSink(
+            ch.url,
+            database=ch.database,
+            user=ch.user,
+            password=ch.password,
+            ca_file=ch.ca_file,
+            verify=ch.verify,
+            timeout=ch.timeout,
+            compression=ch.compression,
+            cluster=ch.cluster,
+            spool=spool,
+            quarantine=Quarantine(q.directory(state_dir), max_bytes=q.max_bytes, observer=observer),
+            session=session,
+            observer=observer,
+            migrate=migrate,
+            retry_initial=ch.retry_initial,
+            retry_max=ch.retry_max,
+            replay_rate=sp.replay_rate,
+        )
     raise SinkUnavailableError(
         f"sink.kind: {kind!r} is not available in this version; use sink.kind: embedded"
     )
@@ -60,4 +100,5 @@ def make_batcher(config: Config, sink: Sink, observer: Observer) -> Batcher:
         max_age=b.max_age,
         max_buffer_bytes=b.max_buffer_bytes,
         observer=observer,
+        spool=getattr(sink, "spool", None),
     )

@@ -13,6 +13,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -99,6 +100,39 @@ class SelfMetrics:
         )
         self.sink_queue_rows = Gauge("mcc_sink_queue_rows", "Rows in the batcher.", table, registry=r)
         self.sink_queue_bytes = Gauge("mcc_sink_queue_bytes", "Bytes in the batcher.", table, registry=r)
+        self._code = _BoundedValues()
+        self._spool_stats: Callable[[], Any] | None = None
+        self.sink_insert_attempts = Counter(
+            "mcc_sink_insert_attempts_total",
+            "HTTP inserts by outcome (ok, retry, permanent, split) and exception code.",
+            ["table", "outcome", "code"],
+            registry=r,
+        )
+        self.sink_rows_quarantined = Counter(
+            "mcc_sink_rows_quarantined_total", "Rows rejected as data errors, kept in the quarantine file.",
+            table, registry=r,
+        )
+        self.sink_alerts = Gauge(
+            "mcc_sink_alert", "1 while a condition needs an operator (permanent_error, spool_unavailable).",
+            ["alert"], registry=r,
+        )
+        self.spool_events = Counter(
+            "mcc_spool_events_total",
+            "Spool events: spooled_rows, replayed_rows (counts of rows), torn_record, corrupt_record, "
+            "write_error, blocked (counts of events).",
+            ["event"], registry=r,
+        )
+        for name, doc, key in (
+            ("mcc_spool_bytes", "Bytes in the disk spool.", "bytes"),
+            ("mcc_spool_max_bytes", "Configured spool bound.", "max_bytes"),
+            ("mcc_spool_segments", "Segment files in the spool.", "segments"),
+            ("mcc_spool_batches", "Undelivered batches in the spool.", "batches"),
+            ("mcc_spool_rows", "Undelivered rows in the spool.", "rows"),
+        ):
+            Gauge(name, doc, registry=r).set_function(self._spool_reader(key))
+        Gauge(
+            "mcc_spool_oldest_age_seconds", "Age of the oldest undelivered batch (0 when empty).", registry=r
+        ).set_function(self._spool_oldest_age)
         self.build_info = Gauge("mcc_build_info", "Build information (always 1).", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
 
@@ -146,6 +180,38 @@ class SelfMetrics:
         t = self._table(table)
         self.sink_queue_rows.labels(table=t).set(rows)
         self.sink_queue_bytes.labels(table=t).set(nbytes)
+
+    # ---- ClickHouse sink and spool (sink.events.DeliveryObserver) ----------------------------
+
+    def insert_attempt(self, table: str, outcome: str, code: str) -> None:
+        self.sink_insert_attempts.labels(
+            table=self._table(table), outcome=self._reason(outcome), code=self._code(code)
+        ).inc()
+
+    def spool_event(self, event: str, count: int = 1) -> None:
+        if count > 0:
+            self.spool_events.labels(event=self._reason(event)).inc(count)
+
+    def rows_quarantined(self, table: str, rows: int) -> None:
+        if rows > 0:
+            self.sink_rows_quarantined.labels(table=self._table(table)).inc(rows)
+
+    def sink_alert(self, name: str, active: bool) -> None:
+        self.sink_alerts.labels(alert=self._reason(name)).set(1 if active else 0)
+
+    def watch_spool(self, stats: Callable[[], Any]) -> None:
+        """Serve the spool gauges from ``stats()`` (an object with bytes, max_bytes, segments, ...)."""
+        self._spool_stats = stats
+
+    def _spool_reader(self, key: str) -> Callable[[], float]:
+        return lambda: self._spool_value(key)
+
+    def _spool_value(self, key: str) -> float:
+        return float(getattr(self._spool_stats(), key)) if self._spool_stats is not None else 0.0
+
+    def _spool_oldest_age(self) -> float:
+        oldest = getattr(self._spool_stats(), "oldest_created", None) if self._spool_stats else None
+        return max(time.time() - oldest, 0.0) if oldest else 0.0
 
     # ---- targets -----------------------------------------------------------------------------
 

@@ -16,8 +16,10 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from multicloud_collector.config.model import ClickHouseConfig
 from multicloud_collector.migrations import Migration, MigrationReport, apply_migrations
 from multicloud_collector.sink.base import SinkError
+from multicloud_collector.sink.clickhouse_http import ClickHouseHttp
 from multicloud_collector.sink.embedded import EmbeddedSink, StoreLockedError
 
 READ_ONLY_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
@@ -222,6 +224,44 @@ async def run_query(
         return await _query_daemon(statement, fmt, listen, limit_s)
     except _DaemonUnreachable as exc:
         return await _query_embedded(statement, fmt, embedded_path, database, str(exc))
+
+
+def _server_http(ch: ClickHouseConfig, session: aiohttp.ClientSession) -> ClickHouseHttp:
+    return ClickHouseHttp(
+        session,
+        ch.url,
+        database=ch.database,
+        user=ch.user,
+        password=ch.password,
+        ca_file=ch.ca_file,
+        verify=ch.verify,
+        timeout=ch.timeout,
+    )
+
+
+async def query_server(ch: ClickHouseConfig, sql: str, fmt: str) -> bytes:
+    """``mcc query`` with ``sink.kind: clickhouse``: read-only statements straight to the server."""
+    statement = ensure_read_only(sql)
+    check_format(fmt)
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        try:
+            return await _server_http(ch, session).query(statement, fmt)
+        except SinkError as exc:
+            raise QueryError(str(exc), store_unavailable=exc.retryable and exc.code is None) from None
+
+
+async def migrate_server(
+    ch: ClickHouseConfig, *, dry_run: bool = False, migrations: Sequence[Migration] | None = None
+) -> MigrationReport:
+    """``mcc migrate`` with ``sink.kind: clickhouse`` (``cluster`` renders ON CLUSTER DDL)."""
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        http = _server_http(ch, session)
+        try:
+            return await apply_migrations(
+                http.execute, ch.database, migrations, dry_run=dry_run, cluster=ch.cluster
+            )
+        except SinkError as exc:
+            raise QueryError(str(exc), store_unavailable=exc.retryable and exc.code is None) from None
 
 
 async def migrate_store(

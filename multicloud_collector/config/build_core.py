@@ -16,15 +16,18 @@ from multicloud_collector.config.model import (
     LOG_FORMATS,
     LOG_LEVELS,
     SINK_KINDS,
+    SPOOL_POLICIES,
     BatchConfig,
     ClickHouseConfig,
     CollectorConfig,
     EmbeddedConfig,
     LogConfig,
     ProviderSpec,
+    QuarantineConfig,
     RetryConfig,
     ShardConfig,
     SinkConfig,
+    SpoolConfig,
 )
 from multicloud_collector.config.problems import ConfigError
 from multicloud_collector.model import ScrapeLimits
@@ -179,7 +182,7 @@ def _shard(chk: Checker, c: Section) -> ShardConfig:
 
 
 def build_sink(chk: Checker, root: Section) -> SinkConfig:
-    s = root.mapping("sink", ("kind", "batch", "embedded", "clickhouse"))
+    s = root.mapping("sink", ("kind", "batch", "embedded", "clickhouse", "spool", "quarantine"))
     if s is None:
         return SinkConfig()
     kind = s.string("kind", "embedded", choices=SINK_KINDS)
@@ -205,11 +208,50 @@ def build_sink(chk: Checker, root: Section) -> SinkConfig:
         chk.report(s.at("clickhouse.url"), "is required when sink.kind is clickhouse")
     elif s.has("clickhouse"):
         clickhouse = _clickhouse(s)
-    return SinkConfig(kind=cast(Any, kind), batch=batch, embedded=embedded, clickhouse=clickhouse)
+    spool = _spool(chk, s, batch)
+    quarantine = QuarantineConfig()
+    q = s.mapping("quarantine", ("dir", "max_bytes"))
+    if q is not None:
+        quarantine = QuarantineConfig(
+            dir=q.opt_string("dir"), max_bytes=q.size("max_bytes", quarantine.max_bytes)
+        )
+    return SinkConfig(
+        kind=cast(Any, kind),
+        batch=batch,
+        embedded=embedded,
+        clickhouse=clickhouse,
+        spool=spool,
+        quarantine=quarantine,
+    )
+
+
+def _spool(chk: Checker, s: Section, batch: BatchConfig) -> SpoolConfig:
+    keys = ("dir", "max_bytes", "policy", "segment_bytes", "replay_rate")
+    p = s.mapping("spool", keys)
+    d = SpoolConfig()
+    if p is None:
+        return d
+    out = SpoolConfig(
+        dir=p.opt_string("dir"),
+        max_bytes=p.size("max_bytes", d.max_bytes),
+        policy=cast(Any, p.string("policy", d.policy, choices=SPOOL_POLICIES)),
+        segment_bytes=p.size("segment_bytes", d.segment_bytes),
+        replay_rate=float(p.integer("replay_rate", int(d.replay_rate), minimum=0)),
+    )
+    if out.max_bytes < 2 * out.segment_bytes:
+        chk.report(
+            p.at("max_bytes"), "must be at least twice segment_bytes (the oldest segment is dropped whole)"
+        )
+    elif out.max_bytes < 2 * batch.max_bytes:
+        chk.report(p.at("max_bytes"), "must be at least twice sink.batch.max_bytes (a batch is one record)")
+    return out
 
 
 def _clickhouse(s: Section) -> ClickHouseConfig | None:
-    keys = ("url", "database", "user", "password", "ca_file", "verify", "timeout", "compression", "cluster")
+    keys = (
+        "url", "database", "user", "password", "ca_file", "verify", "timeout", "compression", "cluster",
+        "retry_initial", "retry_max",
+    )
     c = s.mapping("clickhouse", keys)
     if c is None:
         return None
@@ -224,6 +266,8 @@ def _clickhouse(s: Section) -> ClickHouseConfig | None:
         timeout=c.duration("timeout", d.timeout),
         compression=cast(Any, c.string("compression", d.compression, choices=COMPRESSIONS)),
         cluster=c.opt_string("cluster"),
+        retry_initial=c.duration("retry_initial", d.retry_initial),
+        retry_max=c.duration("retry_max", d.retry_max),
     )
 
 

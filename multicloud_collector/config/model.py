@@ -33,6 +33,7 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS: tuple[str, ...] = ("auto", "json", "console")
 SINK_KINDS: tuple[str, ...] = ("embedded", "clickhouse")
 COMPRESSIONS: tuple[str, ...] = ("none", "gzip")
+SPOOL_POLICIES: tuple[str, ...] = ("drop_oldest", "block")
 
 # Derived scrape timeouts never reach the interval: a scrape must end before the next one starts.
 TIMEOUT_FRACTION_OF_INTERVAL = 0.8
@@ -100,6 +101,33 @@ class ClickHouseConfig:
     timeout: float = 30.0
     compression: Literal["none", "gzip"] = "none"
     cluster: str | None = None
+    retry_initial: float = 1.0
+    retry_max: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    """Disk spool for batches ClickHouse could not take; ``dir`` None = ``<state_dir>/spool``."""
+
+    dir: str | None = None
+    max_bytes: int = 1024 * MiB
+    policy: Literal["drop_oldest", "block"] = "drop_oldest"
+    segment_bytes: int = 64 * MiB
+    replay_rate: float = 100_000.0  # rows/s while draining a backlog; 0 = unpaced
+
+    def directory(self, state_dir: str) -> str:
+        return self.dir if self.dir is not None else str(Path(state_dir) / "spool")
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineConfig:
+    """Rows rejected as data errors; ``dir`` None = ``<state_dir>/quarantine``."""
+
+    dir: str | None = None
+    max_bytes: int = 100 * MiB
+
+    def directory(self, state_dir: str) -> str:
+        return self.dir if self.dir is not None else str(Path(state_dir) / "quarantine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +136,8 @@ class SinkConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     clickhouse: ClickHouseConfig | None = None
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
 
 
 @dataclass(frozen=True, slots=True)

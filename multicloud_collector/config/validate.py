@@ -6,7 +6,7 @@ looks at the whole picture. Everything becomes a ``Problem``; nothing stops at t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from multicloud_collector.config.build_accounts import BuiltAccounts
 from multicloud_collector.config.fields import Checker, did_you_mean
@@ -60,6 +60,8 @@ def check_accounts(
             )
         if account.prometheus is None and not account.exporters and not account.api:
             chk.report(path, "nothing to collect (no prometheus, exporters or api)", "warning")
+        if account.api and account.enabled and spec is not None and spec.enabled and spec.adapter:
+            check_api(chk, account.api, spec.adapter, f"{path}.api")
         urls: dict[str, str] = {}
         for exporter, epath in zip(account.exporters, exporter_paths, strict=True):
             if exporter.kind and exporter.kind not in kinds:
@@ -77,3 +79,30 @@ def check_accounts(
                 )
             else:
                 urls[exporter.url] = f"{epath}.url"
+
+
+def check_api(chk: Checker, api: Mapping[str, object], adapter: str, path: str) -> None:
+    """An account's ``api:`` block, checked by its provider's adapter (``validate_api_config``).
+
+    Skipped when a reference in the block could not be resolved (already reported) and when the
+    adapter is not installed (the collector reports that account as failing at run time).
+    """
+    if api.get("enabled", True) is False or any(u.startswith(path) for u in chk.unresolved):
+        return
+    adapters = _installed_adapters()
+    cls = adapters.get(adapter) if adapters is not None else None
+    validate = getattr(cls, "validate_api_config", None)
+    if validate is None:
+        return
+    for problem in validate(api, path):
+        chk.report(problem.path, problem.message, problem.severity)
+
+
+def _installed_adapters() -> Mapping[str, type] | None:
+    """Adapters of built-in and installed plugins; None when plugins cannot load (reported elsewhere)."""
+    from multicloud_collector.plugins.manager import PluginError, Registry, get_plugin_manager
+
+    try:
+        return Registry(get_plugin_manager()).adapters
+    except PluginError:
+        return None

@@ -17,13 +17,26 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
 from multicloud_collector.observe import Observer
 from multicloud_collector.sink.base import EncodedBatch, Sink, SinkError
+from multicloud_collector.sink.spool import SpoolError
 
 log = structlog.get_logger(__name__)
+
+
+class BatchSpool(Protocol):
+    """Where failed batches go instead of an in-memory retry loop (``sink.spool.Spool``)."""
+
+    opened: bool
+
+    @property
+    def backlog(self) -> bool: ...
+
+    async def put(self, batch: EncodedBatch) -> None: ...
 
 
 @dataclass(slots=True)
@@ -72,6 +85,7 @@ class Batcher:
         backpressure_timeout: float = 1.0,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
+        spool: BatchSpool | None = None,
     ) -> None:
         for name, value in (
             ("max_rows", max_rows),
@@ -91,6 +105,9 @@ class Batcher:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.observer = observer
+        self.spool = spool
+        # a sink that reports its own writes/errors (per part actually written) is not double counted
+        self._sink_reports = bool(getattr(sink, "reports_writes", False))
         self._tables: dict[str, _Table] = {}
         self._total_bytes = 0
         self._space = asyncio.Condition()
@@ -264,6 +281,24 @@ class Batcher:
 
     # -- writer -------------------------------------------------------------------------------
 
+    async def _to_spool(self, t: _Table, batch: EncodedBatch) -> bool:
+        """Hand a batch to the disk spool; False (keep it here, retry in memory) if the spool fails."""
+        assert self.spool is not None
+        t.attempting = batch  # not droppable from memory while the spool writes it
+        try:
+            await self.spool.put(batch)
+        except SpoolError as exc:
+            self.observer.sink_error(t.name, f"spool_{exc.reason}")
+            log.error("spool_put_failed", table=t.name, rows=batch.rows, reason=exc.reason, error=str(exc))
+            return False
+        finally:
+            t.attempting = None
+        if t.pending and t.pending[0] is batch:
+            t.pending.popleft()
+            self._release(batch.nbytes)
+        log.debug("batch_spooled", table=t.name, rows=batch.rows, token=batch.token)
+        return True
+
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
         return random.uniform(0, min(self.retry_max, self.retry_base * (2 ** min(attempt, 30))))
@@ -277,6 +312,8 @@ class Batcher:
                 continue
             batch = t.pending[0]
             attempt = 0
+            if self.spool is not None and self.spool.opened and self.spool.backlog:
+                await self._to_spool(t, batch)  # keep order: queue behind the spooled backlog
             while t.pending and t.pending[0] is batch:
                 t.attempting = batch
                 started = time.perf_counter()
@@ -291,7 +328,11 @@ class Batcher:
                         else SinkError(f"{type(exc).__name__}: {exc}", retryable=True)
                     )
                     reason = err.reason if isinstance(exc, SinkError) else type(exc).__name__
-                    self.observer.sink_error(t.name, reason)
+                    if not self._sink_reports:
+                        self.observer.sink_error(t.name, reason)
+                    t.attempting = None
+                    if self.spool is not None and await self._to_spool(t, batch):
+                        break
                     if not err.retryable:
                         t.pending.popleft()
                         self._release(batch.nbytes)
@@ -320,7 +361,9 @@ class Batcher:
                     t.attempting = None
                 t.pending.popleft()
                 self._release(batch.nbytes)
-                self.observer.rows_written(t.name, batch.rows, batch.nbytes, time.perf_counter() - started)
+                if not self._sink_reports:
+                    seconds = time.perf_counter() - started
+                    self.observer.rows_written(t.name, batch.rows, batch.nbytes, seconds)
                 break
             self._report_depth(t)
             await self._notify()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
@@ -27,6 +29,7 @@ from multicloud_collector.model import (
     Series,
     TargetContext,
 )
+from multicloud_collector.providers.records import BillingLine, Instance, ProviderStatus
 
 _U16 = 0xFFFF
 _U32 = 0xFFFF_FFFF
@@ -243,3 +246,113 @@ def _report_row(r: ScrapeReport) -> dict[str, Any]:
 def encode_reports(reports: Sequence[ScrapeReport]) -> bytes:
     """JSONEachRow for ``scrape_log``; counters are clamped to their column's range."""
     return b"".join(dumps(_report_row(r)) + b"\n" for r in reports)
+
+
+# ---- provider API tables (issue 4): instances, billing, provider_metadata ----------------------
+
+_MICRO = Decimal("0.000001")
+
+
+def _money(v: Decimal | None) -> str | None:
+    """Decimal(18, 6) text: quantized, never a binary float."""
+    return None if v is None or not v.is_finite() else str(v.quantize(_MICRO, rounding=ROUND_HALF_EVEN))
+
+
+def _dt(v: datetime | None) -> float | None:
+    return None if v is None else round(v.timestamp(), 3)
+
+
+def _instance_row(i: Instance, customer: str, observed: float) -> dict[str, Any]:
+    return {
+        "observed_at": observed,
+        "customer": customer,
+        "provider": i.provider,
+        "account": i.account,
+        "instance_id": i.instance_id,
+        "name": i.name,
+        "region": i.region,
+        "zone": i.zone,
+        "instance_type": i.instance_type,
+        "status": i.status,
+        "gpu_model": i.gpu_model,
+        "gpu_count": _clamp(i.gpu_count, _U16),
+        "vcpus": None if i.vcpus is None else _clamp(i.vcpus, _U32),
+        "memory_mib": None if i.memory_mib is None else _clamp(i.memory_mib, _U64),
+        "hourly_price": _money(i.hourly_price),
+        "currency": i.currency,
+        "price_source": str(i.price_source),
+        "created_at": _dt(i.created_at),
+        "host": i.host,
+        "ip": i.ip,
+        "labels": dict(i.labels),
+    }
+
+
+def encode_instances(instances: Sequence[Instance], customer: str, observed_ms: int) -> bytes:
+    """JSONEachRow for ``instances``; ``observed_ms`` is the version ReplacingMergeTree keeps."""
+    observed = observed_ms / 1000
+    return b"".join(dumps(_instance_row(i, customer, observed)) + b"\n" for i in instances)
+
+
+def billing_period(start: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding ``start``: FOCUS BillingPeriodStart/End."""
+    first = start.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    nxt = (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
+    return first, nxt
+
+
+def _billing_row(b: BillingLine, customer: str, observed: float) -> dict[str, Any]:
+    period_start, period_end = billing_period(b.period_start)
+    return {
+        "observed_at": observed,
+        "customer": customer,
+        "provider": b.provider,
+        "account": b.account,
+        "line_id": b.line_id,
+        "charge_category": str(b.kind),
+        "charge_description": b.description,
+        "billing_period_start": _dt(period_start),
+        "billing_period_end": _dt(period_end),
+        "charge_period_start": _dt(b.period_start),
+        "charge_period_end": _dt(b.period_end),
+        "billed_cost": _money(b.amount) or "0",
+        "billing_currency": b.currency,
+        "resource_id": b.resource_id,
+        "note": b.note,
+    }
+
+
+def encode_billing(lines: Sequence[BillingLine], customer: str, observed_ms: int) -> bytes:
+    """JSONEachRow for ``billing`` (FOCUS-style column names; amounts as Decimal text)."""
+    observed = observed_ms / 1000
+    return b"".join(dumps(_billing_row(b, customer, observed)) + b"\n" for b in lines)
+
+
+def encode_provider_status(rows: Sequence[ProviderStatus]) -> bytes:
+    """JSONEachRow for ``provider_metadata``."""
+    out = []
+    for s in rows:
+        duration = float(s.duration_ms)
+        row = {
+            "last_attempt": _dt(s.last_attempt),
+            "customer": s.customer,
+            "provider": s.provider,
+            "account": s.account,
+            "adapter": s.adapter,
+            "display_name": s.display_name,
+            "capabilities": list(s.capabilities),
+            "base_url": s.base_url,
+            "job": s.job,
+            "last_status": s.status,
+            "last_error": s.error,
+            "last_success": _dt(s.last_success),
+            "instances": _clamp(s.instances, _U32),
+            "billing_lines": _clamp(s.billing_lines, _U32),
+            "duration_ms": duration if math.isfinite(duration) else 0.0,
+        }
+        out.append(dumps(row) + b"\n")
+    return b"".join(out)
