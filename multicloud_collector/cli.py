@@ -65,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     pl = psub.add_parser("list", help="list catalog providers, adapters and scrape kinds")
     _add_config_arg(pl)
     pl.add_argument("--json", action="store_true")
+    pt = psub.add_parser("test", help="test an account's provider API: auth, endpoints, latency")
+    _add_config_arg(pt)
+    pt.add_argument("account", metavar="ACCOUNT", help="account id")
+    pt.add_argument("--json", action="store_true")
+
+    for name, what in (("inventory", "instances"), ("billing", "billing lines")):
+        s = sub.add_parser(name, help=f"list an account's {what} straight from its provider API")
+        _add_config_arg(s)
+        s.add_argument("--account", required=True, metavar="ID", help="account id")
+        s.add_argument("--json", action="store_true", help="JSON output")
 
     s = sub.add_parser("demo", help="run the collector against a simulated multi-cloud GPU fleet")
     s.add_argument(
@@ -99,7 +109,11 @@ def main(
         "validate": commands.cmd_validate,
         "migrate": commands.cmd_migrate,
         "query": commands.cmd_query,
-        "providers": commands.cmd_providers_list,
+        "providers": commands.cmd_providers_test
+        if getattr(args, "providers_command", None) == "test"
+        else commands.cmd_providers_list,
+        "inventory": commands.cmd_inventory,
+        "billing": commands.cmd_billing,
         "demo": commands.cmd_demo,
     }[args.command]
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -110,18 +111,21 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_CONFIG
     _setup_logging(args, config, err, default_level="warning")
     from multicloud_collector.migrations import MigrationError
-    from multicloud_collector.store_query import QueryError, migrate_store
+    from multicloud_collector.store_query import QueryError, migrate_server, migrate_store
 
-    emb = config.sink.embedded
+    emb, ch = config.sink.embedded, config.sink.clickhouse
     try:
-        report = asyncio.run(
-            migrate_store(
-                embedded_path=Path(emb.path),
-                database=emb.database,
-                listen=config.collector.listen,
-                dry_run=args.dry_run,
+        if config.sink.kind == "clickhouse" and ch is not None:
+            report = asyncio.run(migrate_server(ch, dry_run=args.dry_run))
+        else:
+            report = asyncio.run(
+                migrate_store(
+                    embedded_path=Path(emb.path),
+                    database=emb.database,
+                    listen=config.collector.listen,
+                    dry_run=args.dry_run,
+                )
             )
-        )
     except QueryError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_STORE if exc.store_unavailable else EXIT_FAILED
@@ -139,19 +143,22 @@ def cmd_query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if config is None:
         return EXIT_CONFIG
     _setup_logging(args, config, err, default_level="warning")
-    from multicloud_collector.store_query import QueryError, run_query
+    from multicloud_collector.store_query import QueryError, query_server, run_query
 
-    emb = config.sink.embedded
+    emb, ch = config.sink.embedded, config.sink.clickhouse
     try:
-        data = asyncio.run(
-            run_query(
-                args.sql,
-                fmt=args.format,
-                listen=config.collector.listen,
-                embedded_path=Path(emb.path),
-                database=emb.database,
+        if config.sink.kind == "clickhouse" and ch is not None:
+            data = asyncio.run(query_server(ch, args.sql, args.format))
+        else:
+            data = asyncio.run(
+                run_query(
+                    args.sql,
+                    fmt=args.format,
+                    listen=config.collector.listen,
+                    embedded_path=Path(emb.path),
+                    database=emb.database,
+                )
             )
-        )
     except QueryError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_STORE if getattr(exc, "store_unavailable", False) else EXIT_FAILED
@@ -190,6 +197,27 @@ def cmd_providers_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     return EXIT_OK
 
 
+# -- provider APIs: inventory, billing, providers test -----------------------------------------
+def _provider_command(name: str) -> Callable[[argparse.Namespace, TextIO, TextIO], int]:
+    def command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        config = _load(args, err)
+        if config is None:
+            return EXIT_CONFIG
+        _setup_logging(args, config, err, default_level="warning")
+        from multicloud_collector.providers import commands as provider_commands
+
+        result: int = getattr(provider_commands, name)(config, args, out, err)
+        return result
+
+    command.__name__ = f"cmd_{name}"
+    return command
+
+
+cmd_inventory = _provider_command("inventory")
+cmd_billing = _provider_command("billing")
+cmd_providers_test = _provider_command("providers_test")
+
+
 # -- demo ----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from multicloud_collector.demo.runner import run_demo
@@ -200,10 +228,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 __all__ = [
+    "cmd_billing",
     "cmd_collect",
     "cmd_demo",
+    "cmd_inventory",
     "cmd_migrate",
     "cmd_providers_list",
+    "cmd_providers_test",
     "cmd_query",
     "cmd_run",
     "cmd_validate",

@@ -19,8 +19,9 @@ import structlog
 from multicloud_collector.collect import build_targets
 from multicloud_collector.config import Config, ConfigError, load_config
 from multicloud_collector.loopmon import LoopLagMonitor
-from multicloud_collector.pipeline import OutputWriter
+from multicloud_collector.pipeline import ApiRowWriter, OutputWriter
 from multicloud_collector.plugins.manager import Registry, await_hook_results, get_plugin_manager
+from multicloud_collector.providers.collector import ProviderCollector
 from multicloud_collector.runtime import make_batcher, make_session, make_sink
 from multicloud_collector.scheduler import Scheduler
 from multicloud_collector.sdnotify import notify, watchdog_interval, watchdog_loop
@@ -45,6 +46,7 @@ class Daemon:
         self.sink: Sink | None = None
         self.server: StatusServer | None = None
         self.scheduler: Scheduler | None = None
+        self.providers: ProviderCollector | None = None  # provider API jobs (inventory, billing)
         self._config_ok = True
         self._reload_error = ""
 
@@ -54,7 +56,21 @@ class Daemon:
         info: dict[str, Any] = {"sink": state, "config": "ok" if self._config_ok else "error"}
         if self._reload_error:
             info["reload_error"] = self._reload_error
-        ready = self.sink is not None and state == "writing" and self._config_ok
+        spool = getattr(self.sink, "spool", None)
+        if spool is not None:
+            st = spool.stats()
+            info["spool"] = {
+                "batches": st.batches,
+                "rows": st.rows,
+                "bytes": st.bytes,
+                "max_bytes": st.max_bytes,
+            }
+        # "spooling" is healthy (a backlog drains); "retrying" means the store refuses writes right now.
+        # Liveness (/healthz) never depends on the store: data is safe in the spool meanwhile.
+        if self.providers is not None:
+            # A failing provider API degrades that account only; readiness stays true (metrics go on).
+            info["api"] = self.providers.readiness_info()
+        ready = self.sink is not None and state in ("writing", "spooling") and self._config_ok
         return ready, info
 
     async def query(self, sql: str, fmt: str) -> bytes:
@@ -75,17 +91,25 @@ class Daemon:
                 loop.add_signal_handler(sig, self._on_stop_signal, sig)
             loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
 
-        self.sink = make_sink(cfg, self.metrics)
-        await self.sink.start()
+        session = make_session(cfg)
+        self.sink = make_sink(cfg, self.metrics, session=session)
+        spool = getattr(self.sink, "spool", None)
+        if spool is not None:
+            self.metrics.watch_spool(spool.stats)
+        try:
+            await self.sink.start()
+        except BaseException:
+            await session.close()
+            raise
         batcher = make_batcher(cfg, self.sink, self.metrics)
         batcher.start()
-        session = make_session(cfg)
         lagmon = LoopLagMonitor(self.metrics)
         lag_task = asyncio.create_task(lagmon.run(self.stop), name="loop-lag")
         self.server = StatusServer(
             cfg.collector.listen, self.metrics, readiness=self.readiness, query=self.query
         )
         tasks: list[asyncio.Task[None]] = [lag_task]
+        api_task: asyncio.Task[None] | None = None
         try:
             await self.server.start()
             await await_hook_results(pm.hook.startup(config=cfg), timeout=HOOK_TIMEOUT_S)
@@ -99,6 +123,8 @@ class Daemon:
                 max_concurrency=cfg.collector.max_concurrency,
                 observer=self.metrics,
             )
+            self.providers = ProviderCollector(cfg, self.registry.adapters, session, ApiRowWriter(batcher))
+            api_task = asyncio.create_task(self.providers.run(self.stop), name="api-collection")
             log.info(
                 "collector_started",
                 targets=len(targets),
@@ -116,13 +142,18 @@ class Daemon:
         finally:
             notify("STOPPING=1")
             self.stop.set()
+            if api_task is not None:  # API jobs end before the batcher closes: their rows get flushed
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(api_task, cfg.collector.shutdown_grace)
+            if self.providers is not None:
+                await self.providers.close()
             log.info("collector_stopping")
             with contextlib.suppress(Exception):
                 await await_hook_results(pm.hook.shutdown(config=cfg), timeout=HOOK_TIMEOUT_S)
             await batcher.close(grace=cfg.collector.shutdown_grace)
-            await session.close()
             await self.server.stop()
             await self.sink.close()
+            await session.close()  # after the sink: a ClickHouse sink writes through it
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

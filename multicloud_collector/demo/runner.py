@@ -19,6 +19,7 @@ from multicloud_collector.config import load_config
 from multicloud_collector.daemon import Daemon
 from multicloud_collector.demo.config import demo_config_yaml
 from multicloud_collector.demo.fleet import FleetSimulator
+from multicloud_collector.demo.providers_sim import ProviderApiSimulator
 
 SUMMARY_BUDGET_S = 4.0
 PROGRESS_EVERY_S = 5.0
@@ -37,9 +38,11 @@ async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     fleet = FleetSimulator(seed=42)
     await fleet.start()
+    apis = ProviderApiSimulator(fleet)
     try:
+        await apis.start()
         cfg_path = data_dir / "demo.yaml"
-        text = demo_config_yaml(fleet, data_dir, listen="127.0.0.1:0", interval=interval)
+        text = demo_config_yaml(fleet, data_dir, listen="127.0.0.1:0", interval=interval, apis=apis)
         await asyncio.to_thread(cfg_path.write_text, text)
         config = load_config(cfg_path, {})
         providers = sorted({h.provider for h in fleet.hosts})
@@ -74,6 +77,7 @@ async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out
             summary = []
         code = await run_task
     finally:
+        await apis.stop()
         await fleet.stop()
     for line in summary:
         print(line, file=out)
@@ -137,5 +141,35 @@ async def _summary(daemon: Daemon) -> list[str]:
         lines.append(
             f"  {r['provider']!s:<12} {r['hosts']!s:>5} {r['gpus']!s:>5} "
             f"{r['mean_util']!s:>12} {r['mean_power_w']!s:>8}"
+        )
+    return lines + await _cost_summary(daemon)
+
+
+async def _cost_summary(daemon: Daemon) -> list[str]:
+    """Cost and idle-GPU cost per provider from the ``gpu_cost_hourly`` view (simulated list prices)."""
+    rows = await _rows(
+        daemon,
+        "SELECT provider AS p, sum(gpu_hours) AS gh, "
+        "sum(mean_util_percent * gpu_hours) / nullIf(sum(gpu_hours), 0) AS util, "
+        "sum(cost) AS total, sum(idle_cost) AS idle, sum(unpriced_gpu_hours) AS unpriced "
+        "FROM mcc.gpu_cost_hourly GROUP BY provider ORDER BY provider",
+    )
+    lines = [
+        "",
+        "GPU cost by provider (prices from the simulated provider APIs; idle = cost x (1 - util)):",
+        f"  {'provider':<12} {'GPU-hours':>10} {'util %':>7} {'cost':>10} {'idle cost':>10} {'idle %':>7}",
+    ]
+    for r in rows:
+        cost, idle = float(str(r["total"] or 0)), float(str(r["idle"] or 0))
+        if float(str(r["unpriced"] or 0)) > 0 and cost == 0:
+            lines.append(
+                f"  {r['p']!s:<12} {float(str(r['gh'])):>10.3f}   (no provider API: no price)"
+            )
+            continue
+        util = "-" if r["util"] is None else f"{float(str(r['util'])):.1f}"
+        share = f"{100 * idle / cost:.0f}" if cost else "-"
+        lines.append(
+            f"  {r['p']!s:<12} {float(str(r['gh'])):>10.3f} {util:>7} "
+            f"{cost:>9.4f}$ {idle:>9.4f}$ {share:>7}"
         )
     return lines

@@ -36,7 +36,25 @@ log = structlog.get_logger(__name__)
 SeriesFilter = Callable[[str, tuple[tuple[str, str], ...]], bool]
 
 ENTRYPOINT_GROUP = hookspecs.PROJECT_NAME
-DEFAULT_PLUGINS: tuple[str, ...] = ("multicloud_collector.plugins.builtin",)
+# Built-in provider API adapters, each registered by its own ``plugin`` module (adapter name
+# "lambda" lives in module ``lambda_cloud``: ``lambda`` is a Python keyword).
+BUILTIN_ADAPTER_MODULES: tuple[str, ...] = (
+    "vultr",
+    "digitalocean",
+    "runpod",
+    "lambda_cloud",
+    "paperspace",
+    "linode",
+    "hetzner",
+    "ovhcloud",
+    "coreweave",
+    "kubernetes",
+    "docker",
+)
+BUILTIN_ADAPTER_PLUGINS: tuple[str, ...] = tuple(
+    f"multicloud_collector.providers.{name}.plugin" for name in BUILTIN_ADAPTER_MODULES
+)
+DEFAULT_PLUGINS: tuple[str, ...] = ("multicloud_collector.plugins.builtin", *BUILTIN_ADAPTER_PLUGINS)
 BUILTIN_PACKAGE = "multicloud-collector (builtin)"
 LOAD_ENV = "MCC_LOAD_PLUGINS"
 TRACE_ENV = "MCC_TRACE_PLUGINS"

@@ -1,0 +1,13 @@
+"""Registers the CoreWeave adapter through the same hook a third-party plugin uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from multicloud_collector.plugins.hookspecs import hookimpl
+from multicloud_collector.providers.coreweave.adapter import CoreWeaveAdapter
+
+
+@hookimpl
+def register_providers(register: Callable[[type], None]) -> None:
+    register(CoreWeaveAdapter)

@@ -1,0 +1,14 @@
+"""Registers the Vultr adapter through the same hook third-party adapters use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from multicloud_collector.plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def register_providers(register: Callable[[type], None]) -> None:
+    from multicloud_collector.providers.vultr.adapter import VultrAdapter
+
+    register(VultrAdapter)
