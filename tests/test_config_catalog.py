@@ -21,7 +21,7 @@ REQUIRED_PROVIDERS = {
 # Base URLs documented in research/providers.md; nothing else may be filled in.
 RESEARCHED_BASE_URLS = {
     "vultr": "https://api.vultr.com/v2",
-    "runpod": "https://rest.runpod.io/v1",
+    "runpod": "https://api.runpod.io",  # GraphQL host (research: api.runpod.io/graphql)
     "digitalocean": "https://api.digitalocean.com/v2",
     "lambda": "https://cloud.lambda.ai/api/v1",
     "coreweave": "https://api.coreweave.com",

@@ -157,7 +157,7 @@ async def _cost_summary(daemon: Daemon) -> list[str]:
     lines = [
         "",
         "GPU cost by provider (prices from the simulated provider APIs; idle = cost x (1 - util)):",
-        f"  {'provider':<12} {'GPU-hours':>10} {'util %':>7} {'cost':>10} {'idle cost':>10} {'idle %':>7}",
+        f"  {'provider':<12} {'GPU-hours':>10} {'util %':>7} {'cost USD':>10} {'idle USD':>10} {'idle %':>7}",
     ]
     for r in rows:
         cost, idle = float(str(r["total"] or 0)), float(str(r["idle"] or 0))
@@ -170,6 +170,6 @@ async def _cost_summary(daemon: Daemon) -> list[str]:
         share = f"{100 * idle / cost:.0f}" if cost else "-"
         lines.append(
             f"  {r['p']!s:<12} {float(str(r['gh'])):>10.3f} {util:>7} "
-            f"{cost:>9.4f}$ {idle:>9.4f}$ {share:>7}"
+            f"{cost:>10.4f} {idle:>10.4f} {share:>7}"
         )
     return lines

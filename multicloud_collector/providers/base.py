@@ -179,6 +179,34 @@ class ProviderAdapter(abc.ABC):
         """An ``Instance`` with this adapter's provider and account filled in."""
         return Instance(self.name, self.account.id, instance_id, name, **fields)  # type: ignore[arg-type]
 
+    def billing_line(
+        self,
+        line_id: str,
+        kind: BillingKind,
+        start: datetime,
+        end: datetime,
+        amount: Decimal,
+        description: str,
+        resource_id: str = "",
+        *,
+        currency: str = "USD",
+        note: str = "",
+    ) -> BillingLine:
+        """A ``BillingLine`` with this adapter's provider and account filled in."""
+        return BillingLine(
+            self.name,
+            self.account.id,
+            line_id,
+            kind,
+            start,
+            end,
+            amount,
+            currency,
+            description,
+            resource_id,
+            note,
+        )
+
 
 async def probe(client: ApiClient, name: str, path: str) -> CheckResult:
     """GET ``path`` once without the cache; an ``ApiError`` becomes a failed result with its reason."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from multicloud_collector.config.problems import Problem
@@ -169,7 +168,7 @@ class DigitalOceanAdapter(ProviderAdapter):
         amount = parse_money(balance.get("account_balance"))
         if amount is not None:
             lines.append(
-                self._line(
+                self.billing_line(
                     f"balance:{generated.date().isoformat()}",
                     BillingKind.BALANCE,
                     generated,
@@ -181,7 +180,7 @@ class DigitalOceanAdapter(ProviderAdapter):
         usage = parse_money(balance.get("month_to_date_usage"))
         if usage is not None:
             lines.append(
-                self._line(
+                self.billing_line(
                     f"usage:{start:%Y-%m}", BillingKind.USAGE, start, generated, usage, "month-to-date usage"
                 )
             )
@@ -192,7 +191,7 @@ class DigitalOceanAdapter(ProviderAdapter):
             period = _month(str(preview.get("invoice_period") or "")) or (start, now)
             updated = parse_time(preview.get("updated_at")) or now
             lines.append(
-                self._line(
+                self.billing_line(
                     f"preview:{period[0]:%Y-%m}",
                     BillingKind.PENDING,
                     period[0],
@@ -207,20 +206,6 @@ class DigitalOceanAdapter(ProviderAdapter):
             lines += await self._invoice_items(invoice)
         return lines
 
-    def _line(
-        self,
-        line_id: str,
-        kind: BillingKind,
-        start: datetime,
-        end: datetime,
-        amount: Decimal,
-        description: str,
-        resource_id: str = "",
-    ) -> BillingLine:
-        return BillingLine(
-            self.name, self.account.id, line_id, kind, start, end, amount, "USD", description, resource_id
-        )
-
     async def _invoice_items(self, invoice: Mapping[str, Any]) -> list[BillingLine]:
         uuid = str(invoice.get("invoice_uuid"))
         fallback = _month(str(invoice.get("invoice_period") or "")) or (datetime.now(UTC), datetime.now(UTC))
@@ -234,7 +219,7 @@ class DigitalOceanAdapter(ProviderAdapter):
             desc = str(item.get("description") or item.get("product") or "")
             line_id = stable_line_id(f"invoice:{uuid}", resource, desc, item.get("start_time"), n)
             out.append(
-                self._line(
+                self.billing_line(
                     line_id,
                     BillingKind.INVOICE_ITEM,
                     parse_time(item.get("start_time")) or fallback[0],

@@ -222,7 +222,7 @@ class LinodeAdapter(ProviderAdapter):
             balance = parse_money(account.get("balance"))
             if balance is not None:
                 lines.append(
-                    self._line(
+                    self.billing_line(
                         "balance",
                         BillingKind.BALANCE,
                         now,
@@ -234,7 +234,7 @@ class LinodeAdapter(ProviderAdapter):
             pending = parse_money(account.get("balance_uninvoiced"))
             if pending is not None:
                 lines.append(
-                    self._line(
+                    self.billing_line(
                         f"uninvoiced:{month:%Y-%m}",
                         BillingKind.PENDING,
                         month,
@@ -274,7 +274,7 @@ class LinodeAdapter(ProviderAdapter):
                 desc = str(item.get("label") or "")
                 qty = item.get("quantity")
                 lines.append(
-                    self._line(
+                    self.billing_line(
                         f"invoice:{invoice_id}:{idx}",
                         BillingKind.INVOICE_ITEM,
                         start,
@@ -285,18 +285,3 @@ class LinodeAdapter(ProviderAdapter):
                     )
                 )
         return lines
-
-    def _line(
-        self,
-        line_id: str,
-        kind: BillingKind,
-        start: datetime,
-        end: datetime,
-        amount: Decimal,
-        description: str,
-        *,
-        note: str = "",
-    ) -> BillingLine:
-        return BillingLine(
-            self.name, self.account.id, line_id, kind, start, end, amount, "USD", description, "", note
-        )

@@ -206,7 +206,7 @@ class VultrAdapter(ProviderAdapter):
         balance = parse_money(account.get("balance"))
         if balance is not None:
             lines.append(
-                self._line(
+                self.billing_line(
                     f"balance:{now.date().isoformat()}",
                     BillingKind.BALANCE,
                     now,
@@ -218,7 +218,7 @@ class VultrAdapter(ProviderAdapter):
         pending = parse_money(account.get("pending_charges"))
         if pending is not None:
             lines.append(
-                self._line(
+                self.billing_line(
                     f"pending:{start:%Y-%m}",
                     BillingKind.PENDING,
                     start,
@@ -230,20 +230,6 @@ class VultrAdapter(ProviderAdapter):
         lines += await self._pending_items(start, now)
         lines += await self._invoice_items()
         return lines
-
-    def _line(
-        self,
-        line_id: str,
-        kind: BillingKind,
-        start: datetime,
-        end: datetime,
-        amount: Decimal,
-        description: str,
-        resource_id: str = "",
-    ) -> BillingLine:
-        return BillingLine(
-            self.name, self.account.id, line_id, kind, start, end, amount, "USD", description, resource_id
-        )
 
     def _item_lines(
         self, items: list[Any], prefix: str, kind: BillingKind, start: datetime, end: datetime
@@ -257,7 +243,9 @@ class VultrAdapter(ProviderAdapter):
             finish = parse_time(item.get("end_date")) or end
             desc = str(item.get("description") or item.get("product") or "")
             line_id = stable_line_id(prefix, desc, item.get("product"), item.get("start_date"), n)
-            out.append(self._line(line_id, kind, begin, finish, amount, desc, str(item.get("product") or "")))
+            out.append(
+                self.billing_line(line_id, kind, begin, finish, amount, desc, str(item.get("product") or ""))
+            )
         return out
 
     async def _pending_items(self, start: datetime, now: datetime) -> list[BillingLine]:

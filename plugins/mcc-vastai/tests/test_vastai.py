@@ -107,7 +107,7 @@ async def test_bad_key_is_clear_and_secret_free(
     adapter = VastAiAdapter(account(url, api_key=Secret("wrong-vast-key-999")), session)
     with pytest.raises(ApiError) as err:
         await adapter.instances()
-    assert str(err.value) == "401 from /api/v1/instances/: token rejected (invalid_api_key)"
+    assert str(err.value) == "401 from /api/v1/instances/: token rejected (Invalid or missing API key)"
     checks = await adapter.check()
     assert [(c.name, c.ok, c.status) for c in checks] == [("user", False, 401), ("instances", False, 401)]
 
