@@ -30,17 +30,15 @@ from multicloud_collector.demo.promql_api import (
 from multicloud_collector.demo.textfmt import format_go
 from multicloud_collector.demo.workload import Pattern
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exposition"
 BENCH_FIXTURES = Path(__file__).resolve().parent.parent / "bench" / "fixtures"
 T0 = 1_790_000_000.0
 DCGM_LABELS = ["gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"]
 
 
 def _fixture(name: str) -> str:
-    path = FIXTURES / name
-    if not path.exists():
-        path = BENCH_FIXTURES / {"dcgm/h100_8gpu.prom": "dcgm_h100_8gpu.prom"}.get(name, Path(name).name)
-    return path.read_text()
+    """The exporter fixtures kept in the repo (copies of the shared originals)."""
+    return (FIXTURES / Path(name).name).read_text()
 
 
 @pytest.fixture(scope="module")

@@ -39,16 +39,8 @@ def free_port() -> int:
 
 
 def fixture_bytes(name: str) -> bytes:
-    """An exporter fixture: the repo copy under tests/fixtures/exposition, else the shared original."""
-    candidates = [
-        REPO / "tests" / "fixtures" / "exposition" / name,
-        Path("/work/shared/fixtures/dcgm") / name,
-        Path("/work/shared/fixtures/node_exporter") / name,
-    ]
-    for p in candidates:
-        if p.is_file():
-            return p.read_bytes()
-    raise FileNotFoundError(f"fixture {name!r} not found in {[str(c) for c in candidates]}")
+    """An exporter fixture from the repo's copies under tests/fixtures/exposition."""
+    return (REPO / "tests" / "fixtures" / "exposition" / name).read_bytes()
 
 
 def poll(check: Callable[[], bool], *, timeout: float, what: str, every: float = 0.05) -> None:
