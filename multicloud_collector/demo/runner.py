@@ -149,15 +149,15 @@ async def _cost_summary(daemon: Daemon) -> list[str]:
     """Cost and idle-GPU cost per provider from the ``gpu_cost_hourly`` view (simulated list prices)."""
     rows = await _rows(
         daemon,
-        "SELECT provider AS p, sum(gpu_hours) AS gh, "
+        "SELECT provider AS p, any(currency) AS cur, sum(gpu_hours) AS gh, "
         "sum(mean_util_percent * gpu_hours) / nullIf(sum(gpu_hours), 0) AS util, "
         "sum(cost) AS total, sum(idle_cost) AS idle, sum(unpriced_gpu_hours) AS unpriced "
-        "FROM mcc.gpu_cost_hourly GROUP BY provider ORDER BY provider",
+        "FROM mcc.gpu_cost_hourly GROUP BY provider, currency ORDER BY provider, currency",
     )
     lines = [
         "",
         "GPU cost by provider (prices from the simulated provider APIs; idle = cost x (1 - util)):",
-        f"  {'provider':<12} {'GPU-hours':>10} {'util %':>7} {'cost USD':>10} {'idle USD':>10} {'idle %':>7}",
+        f"  {'provider':<12} {'GPU-hours':>10} {'util %':>7} {'cost':>10} {'idle cost':>10} {'idle %':>7}",
     ]
     for r in rows:
         cost, idle = float(str(r["total"] or 0)), float(str(r["idle"] or 0))
@@ -170,6 +170,6 @@ async def _cost_summary(daemon: Daemon) -> list[str]:
         share = f"{100 * idle / cost:.0f}" if cost else "-"
         lines.append(
             f"  {r['p']!s:<12} {float(str(r['gh'])):>10.3f} {util:>7} "
-            f"{cost:>10.4f} {idle:>10.4f} {share:>7}"
+            f"{cost:>10.4f} {idle:>10.4f} {share:>7} {r['cur'] or ''}"
         )
     return lines
