@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from multicloud_collector import gctune
 from multicloud_collector.collect import build_targets
 from multicloud_collector.config import Config, ConfigError, load_config
 from multicloud_collector.loopmon import LoopLagMonitor
@@ -109,6 +110,13 @@ class Daemon:
             cfg.collector.listen, self.metrics, readiness=self.readiness, query=self.query
         )
         tasks: list[asyncio.Task[None]] = [lag_task]
+        gctune.tune()
+        longest = max((a.effective_interval(cfg.collector) for a in cfg.enabled_accounts()), default=15.0)
+        tasks.append(
+            asyncio.create_task(
+                gctune.freeze_periodically(self.stop, first_after=3 * longest, every=600.0), name="gc-freeze"
+            )
+        )
         api_task: asyncio.Task[None] | None = None
         try:
             await self.server.start()
