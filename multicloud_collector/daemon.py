@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 
 from multicloud_collector import gctune
@@ -48,6 +49,10 @@ class Daemon:
         self.server: StatusServer | None = None
         self.scheduler: Scheduler | None = None
         self.providers: ProviderCollector | None = None  # provider API jobs (inventory, billing)
+        self._api_stop = asyncio.Event()
+        self._api_task: asyncio.Task[None] | None = None
+        self._api_writer: ApiRowWriter | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._config_ok = True
         self._reload_error = ""
 
@@ -117,7 +122,6 @@ class Daemon:
                 gctune.freeze_periodically(self.stop, first_after=3 * longest, every=600.0), name="gc-freeze"
             )
         )
-        api_task: asyncio.Task[None] | None = None
         try:
             await self.server.start()
             await await_hook_results(pm.hook.startup(config=cfg), timeout=HOOK_TIMEOUT_S)
@@ -131,8 +135,8 @@ class Daemon:
                 max_concurrency=cfg.collector.max_concurrency,
                 observer=self.metrics,
             )
-            self.providers = ProviderCollector(cfg, self.registry.adapters, session, ApiRowWriter(batcher))
-            api_task = asyncio.create_task(self.providers.run(self.stop), name="api-collection")
+            self._session, self._api_writer = session, ApiRowWriter(batcher)
+            self._start_api(cfg)
             log.info(
                 "collector_started",
                 targets=len(targets),
@@ -150,11 +154,8 @@ class Daemon:
         finally:
             notify("STOPPING=1")
             self.stop.set()
-            if api_task is not None:  # API jobs end before the batcher closes: their rows get flushed
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(api_task, cfg.collector.shutdown_grace)
-            if self.providers is not None:
-                await self.providers.close()
+            # API jobs end before the batcher closes, so their rows get flushed.
+            await self._stop_api(cfg.collector.shutdown_grace)
             log.info("collector_stopping")
             with contextlib.suppress(Exception):
                 await await_hook_results(pm.hook.shutdown(config=cfg), timeout=HOOK_TIMEOUT_S)
@@ -170,6 +171,22 @@ class Daemon:
                     loop.remove_signal_handler(sig)
             log.info("collector_stopped")
         return 0
+
+    def _start_api(self, cfg: Config) -> None:
+        """Provider API jobs for ``cfg``; they get their own stop event so a reload can replace them."""
+        assert self._session is not None and self._api_writer is not None
+        self._api_stop = asyncio.Event()
+        self.providers = ProviderCollector(cfg, self.registry.adapters, self._session, self._api_writer)
+        self._api_task = asyncio.create_task(self.providers.run(self._api_stop), name="api-collection")
+
+    async def _stop_api(self, grace: float) -> None:
+        self._api_stop.set()
+        if self._api_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._api_task, grace)
+            self._api_task = None
+        if self.providers is not None:
+            await self.providers.close()
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         log.info("signal_received", signal=sig.name)
@@ -194,6 +211,9 @@ class Daemon:
         self.scheduler.update_targets(targets)
         self.metrics.set_targets(len(targets))
         self.metrics.retain_targets({t.id for t in targets})
+        if self._api_task is not None:  # API accounts, credentials or intervals may have changed
+            await self._stop_api(new.collector.shutdown_grace)
+            self._start_api(new)
         self.config = new
         log.info("config_reloaded", path=str(path), targets=len(targets))
         return True

@@ -91,3 +91,40 @@ async def test_daemon_lifecycle_reload_and_flush(fleet: FleetSimulator, tmp_path
         if line.startswith("mcc_scrapes_total{")
     )
     assert int(raw.strip()) == scrapes > 0
+
+
+async def test_reload_starts_api_collection_for_an_account_that_gained_credentials(
+    fleet: FleetSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakes.server import FakeServer
+    from fakes.vultr import VultrFake
+
+    token = "vultr-reload-token-1234"
+    async with FakeServer(VultrFake(token=token)) as api:
+        cfg = demo_config(fleet, tmp_path, listen="127.0.0.1:0", interval="1s")
+        cfg["accounts"] = [a for a in cfg["accounts"] if a["provider"] == "vultr"][:1]  # type: ignore[index]
+        account = cfg["accounts"][0]  # type: ignore[index]
+        account.pop("api", None)
+        cfg["providers"]["vultr"]["adapter"] = "vultr"  # type: ignore[index]
+        path = write(tmp_path / "mcc.yaml", cfg)
+        daemon = Daemon(load_config(path, {}))
+        ready = asyncio.Event()
+        task = asyncio.create_task(daemon.run(install_signals=False, on_ready=lambda _d: ready.set()))
+        await asyncio.wait_for(ready.wait(), 60)
+        assert daemon.providers is not None and daemon.providers.accounts == []
+
+        account["api"] = {"api_key": "${VULTR_TEST_KEY}", "base_url": api.url + "/v2"}
+        write(path, cfg)
+        monkeypatch.setenv("VULTR_TEST_KEY", token)  # a reload reads the process environment
+        assert await daemon.reload() is True
+        assert daemon.providers.accounts == [account["id"]]
+
+        async def instances() -> int:
+            raw = await daemon.query("SELECT count() FROM mcc.instances", "TSV")
+            return int(raw.strip())
+
+        async with asyncio.timeout(30):
+            while await instances() == 0:  # noqa: ASYNC110 - rows appear after the job and a batch flush
+                await asyncio.sleep(0.2)
+        daemon.stop.set()
+        assert await asyncio.wait_for(task, 60) == 0
