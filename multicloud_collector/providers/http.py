@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -182,8 +183,11 @@ class ApiClient:
         sleep: Sleep = asyncio.sleep,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.session = session
+        # Per-request TLS trust (e.g. a cluster CA) on the shared session; None = system defaults.
+        self.ssl_context = ssl_context
         self.base_url = base_url.rstrip("/")
         self.provider = provider
         self.headers: dict[str, str | Secret] = dict(headers or {})
@@ -294,6 +298,7 @@ class ApiClient:
                 async with self.session.request(
                     method,
                     url,
+                    ssl=self.ssl_context if self.ssl_context is not None else True,
                     params=params or None,
                     json=json,
                     headers=wire_headers,

@@ -2,9 +2,8 @@
 
 Auth is a bearer token given by reference (``api.token``) or, in a pod, the mounted service-account
 token, re-read before each collection because the kubelet rotates projected tokens. The cluster CA
-(``api.ca_file`` or the service account's ``ca.crt``) needs a TLS context on the connection, and the
-shared ``ApiClient`` takes no per-request ``ssl`` argument, so only in that case the adapter opens
-its own session on a connector with that context (closed in ``close``).
+(``api.ca_file`` or the service account's ``ca.crt``) is handed to the ``ApiClient`` as a per-request
+TLS context, so the adapter still uses the process's one shared session.
 """
 
 from __future__ import annotations
@@ -98,7 +97,6 @@ class KubernetesAdapter(ProviderAdapter):
         self.currency = config_currency(self.api)
         self.page_size = _page_size(self.api.get("page_size"))
         self.label_selector = self.setting("label_selector")
-        self._own_session: aiohttp.ClientSession | None = None
         self._tls_ready = False
 
     # ---- configuration ----------------------------------------------------------------------------
@@ -157,21 +155,7 @@ class KubernetesAdapter(ProviderAdapter):
         if self._tls_ready:
             return self.client
         self._tls_ready = True
-        context = self._ssl_context()
-        if context is not None:
-            self._own_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
-            old = self.client
-            self.client = ApiClient(
-                self._own_session,
-                self.base_url,
-                provider=self.name,
-                headers=old.headers,
-                timeout=old.timeout,
-                max_tries=old.max_tries,
-                cache_ttl=old.cache_ttl,
-                max_retry_wait=old.max_retry_wait,
-                sleep=old.sleep,
-            )
+        self.client.ssl_context = self._ssl_context()
         return self.client
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -222,11 +206,6 @@ class KubernetesAdapter(ProviderAdapter):
         client = await self._ready_client()
         return [await probe(client, name, path) for name, path in self.check_paths]
 
-    async def close(self) -> None:
-        await super().close()
-        if self._own_session is not None:
-            await self._own_session.close()
-            self._own_session = None
 
 
 def _page_size(value: object) -> int:
