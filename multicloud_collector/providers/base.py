@@ -179,6 +179,17 @@ class ProviderAdapter(abc.ABC):
         """An ``Instance`` with this adapter's provider and account filled in."""
         return Instance(self.name, self.account.id, instance_id, name, **fields)  # type: ignore[arg-type]
 
+    async def month_to_date_estimates(self, now: datetime | None = None) -> list[BillingLine]:
+        """List price x time running since the month began: billing for providers without a money API."""
+        now = now or datetime.now(UTC)
+        return estimate_lines(
+            await self.instances(),
+            provider=self.name,
+            account=self.account.id,
+            now=now,
+            since=month_start(now),
+        )
+
     def billing_line(
         self,
         line_id: str,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import aiohttp
@@ -18,9 +17,9 @@ import aiohttp
 from multicloud_collector.config.fields import type_name
 from multicloud_collector.config.model import AccountConfig
 from multicloud_collector.config.problems import Problem
-from multicloud_collector.providers.base import ProviderAdapter, estimate_lines, probe
+from multicloud_collector.providers.base import ProviderAdapter, probe
 from multicloud_collector.providers.http import ApiClient, ApiError
-from multicloud_collector.providers.kubernetes.adapter import MAX_PAGE_SIZE, month_start
+from multicloud_collector.providers.kubernetes.adapter import MAX_PAGE_SIZE
 from multicloud_collector.providers.kubernetes.config_prices import (
     check_prices,
     config_currency,
@@ -166,14 +165,7 @@ class CoreWeaveAdapter(ProviderAdapter):
         """Estimates: configured hourly price x time running this month (CoreWeave has no $ API)."""
         if not self.prices_by_type:
             return []
-        now = datetime.now(UTC)
-        return estimate_lines(
-            await self.instances(),
-            provider=self.name,
-            account=self.account.id,
-            now=now,
-            since=month_start(now),
-        )
+        return await self.month_to_date_estimates()
 
     async def prices(self) -> list[PriceEntry]:
         return price_entries(self.name, self.prices_by_type, self.currency)

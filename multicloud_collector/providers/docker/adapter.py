@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import aiohttp
@@ -21,9 +20,8 @@ import structlog
 from multicloud_collector.config.fields import type_name
 from multicloud_collector.config.model import AccountConfig
 from multicloud_collector.config.problems import Problem
-from multicloud_collector.providers.base import ProviderAdapter, estimate_lines, probe
+from multicloud_collector.providers.base import ProviderAdapter, probe
 from multicloud_collector.providers.http import ApiClient, ApiError
-from multicloud_collector.providers.kubernetes.adapter import month_start
 from multicloud_collector.providers.kubernetes.config_prices import (
     check_prices,
     config_currency,
@@ -245,14 +243,7 @@ class DockerAdapter(ProviderAdapter):
         """Estimates for containers whose image has a configured hourly price; Docker has no money API."""
         if not self.prices_by_image:
             return []
-        now = datetime.now(UTC)
-        return estimate_lines(
-            await self.instances(),
-            provider=self.name,
-            account=self.account.id,
-            now=now,
-            since=month_start(now),
-        )
+        return await self.month_to_date_estimates()
 
     async def prices(self) -> list[PriceEntry]:
         return price_entries(self.name, self.prices_by_image, self.currency)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from multicloud_collector.config.problems import Problem
-from multicloud_collector.providers.base import ProviderAdapter, estimate_lines, month_start
+from multicloud_collector.providers.base import ProviderAdapter
 from multicloud_collector.providers.http import paginate_pages
 from multicloud_collector.providers.money import parse_money, parse_time
 from multicloud_collector.providers.records import (
@@ -185,8 +185,4 @@ class HetznerAdapter(ProviderAdapter):
 
     async def billing(self) -> list[BillingLine]:
         """Estimates for this month so far: hourly list price x time running (no billing API exists)."""
-        now = self.now()
-        since = month_start(now)
-        return estimate_lines(
-            await self.instances(), provider=self.name, account=self.account.id, now=now, since=since
-        )
+        return await self.month_to_date_estimates(self.now())

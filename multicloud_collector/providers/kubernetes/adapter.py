@@ -21,7 +21,7 @@ import structlog
 from multicloud_collector.config.fields import type_name
 from multicloud_collector.config.model import AccountConfig
 from multicloud_collector.config.problems import Problem
-from multicloud_collector.providers.base import ProviderAdapter, estimate_lines, probe
+from multicloud_collector.providers.base import ProviderAdapter, probe
 from multicloud_collector.providers.http import ApiClient
 from multicloud_collector.providers.kubernetes.config_prices import (
     check_prices,
@@ -190,14 +190,7 @@ class KubernetesAdapter(ProviderAdapter):
         """Estimates (configured hourly price x time running this month); Kubernetes has no money API."""
         if not self.prices_by_type:
             return []
-        now = datetime.now(UTC)
-        return estimate_lines(
-            await self.instances(),
-            provider=self.name,
-            account=self.account.id,
-            now=now,
-            since=month_start(now),
-        )
+        return await self.month_to_date_estimates()
 
     async def prices(self) -> list[PriceEntry]:
         return price_entries(self.name, self.prices_by_type, self.currency)
@@ -205,7 +198,6 @@ class KubernetesAdapter(ProviderAdapter):
     async def check(self) -> list[CheckResult]:
         client = await self._ready_client()
         return [await probe(client, name, path) for name, path in self.check_paths]
-
 
 
 def _page_size(value: object) -> int:
