@@ -53,13 +53,12 @@ class Daemon:
         self._api_task: asyncio.Task[None] | None = None
         self._api_writer: ApiRowWriter | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._config_ok = True
-        self._reload_error = ""
+        self._reload_error = ""  # set while the last SIGHUP reload failed (the old config keeps running)
 
     # -- readiness and query endpoints -------------------------------------------------------
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         state = self.sink.state() if self.sink is not None else "starting"
-        info: dict[str, Any] = {"sink": state, "config": "ok" if self._config_ok else "error"}
+        info: dict[str, Any] = {"sink": state, "config": "reload_failed" if self._reload_error else "ok"}
         if self._reload_error:
             info["reload_error"] = self._reload_error
         spool = getattr(self.sink, "spool", None)
@@ -76,7 +75,7 @@ class Daemon:
         if self.providers is not None:
             # A failing provider API degrades that account only; readiness stays true (metrics go on).
             info["api"] = self.providers.readiness_info()
-        ready = self.sink is not None and state in ("writing", "spooling") and self._config_ok
+        ready = self.sink is not None and state in ("writing", "spooling")
         return ready, info
 
     async def query(self, sql: str, fmt: str) -> bytes:
