@@ -139,3 +139,16 @@ def test_shipped_provider_switch_works(var: str) -> None:
     config = load_config(SHIPPED, env={var: "false"})
     name = var.removeprefix("MCC_PROVIDER_").removesuffix("_ENABLED").lower()
     assert config.providers[name].enabled is False
+
+
+def test_every_variable_named_in_the_docs_is_in_env_example() -> None:
+    """Adapter READMEs and docs show `${VAR}` references; users look them up in .env.example."""
+    root = Path(__file__).resolve().parents[1]
+    docs = [
+        *root.glob("docs/*.md"),
+        *root.glob("multicloud_collector/providers/*/README.md"),
+        *root.glob("plugins/*/README.md"),
+    ]
+    named = {m for p in docs for m in re.findall(r"\$\{([A-Z][A-Z0-9_]+)", p.read_text())} - {"ENV", "VAR"}
+    env_example = (root / ".env.example").read_text()
+    assert named and sorted(v for v in named if f"{v}=" not in env_example) == []
