@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import TextIO
@@ -22,6 +24,14 @@ from multicloud_collector.demo.fleet import FleetSimulator
 from multicloud_collector.demo.providers_sim import ProviderApiSimulator
 
 SUMMARY_BUDGET_S = 4.0
+
+
+def _mcc_command() -> str:
+    """How the user can call mcc from here (``./dev demo`` does not put .venv/bin on PATH)."""
+    if shutil.which("mcc"):
+        return "mcc"
+    sibling = Path(sys.executable).with_name("mcc")
+    return str(sibling) if sibling.exists() else f"{sys.executable} -m multicloud_collector"
 PROGRESS_EVERY_S = 5.0
 MIN_DURATION_S = 8.0
 
@@ -68,7 +78,7 @@ async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out
                 await asyncio.wait_for(
                     asyncio.shield(run_task), timeout=min(PROGRESS_EVERY_S, deadline - now)
                 )
-            if not run_task.done():
+            if not run_task.done() and deadline - time.monotonic() > 1.0:  # the summary follows anyway
                 await _progress(daemon, started, out)
         if not run_task.done():
             summary = await _summary(daemon)
@@ -81,11 +91,12 @@ async def run_demo(*, duration: float, data_dir: Path, interval: str = "2s", out
         await fleet.stop()
     for line in summary:
         print(line, file=out)
+    mcc = _mcc_command()
     print(
         f"\nData lives in {config.sink.embedded.path} (embedded ClickHouse, database "
         f"'{config.sink.embedded.database}'). Query it with:\n"
-        f'  mcc query -c {cfg_path} "SELECT provider, count() FROM mcc.gpu_samples GROUP BY provider"\n'
-        f"Run the demo config as a daemon with: mcc run -c {cfg_path}",
+        f'  {mcc} query -c {cfg_path} "SELECT provider, count() FROM mcc.gpu_samples GROUP BY provider"\n'
+        f"Run the demo config as a daemon with: {mcc} run -c {cfg_path}",
         file=out,
     )
     print(f"demo finished in {time.monotonic() - started:.1f}s", file=out)
