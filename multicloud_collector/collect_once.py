@@ -10,9 +10,12 @@ from multicloud_collector.collect import build_targets, collect_all
 from multicloud_collector.config import Config
 from multicloud_collector.model import ScrapeOutput
 from multicloud_collector.observe import NullObserver
-from multicloud_collector.pipeline import OutputWriter
+from multicloud_collector.pipeline import ApiRowWriter, OutputWriter
 from multicloud_collector.plugins.manager import Registry, get_plugin_manager
+from multicloud_collector.providers.collector import ApiRowSink, ProviderCollector
+from multicloud_collector.providers.records import BillingLine, Instance, ProviderStatus
 from multicloud_collector.runtime import make_batcher, make_session, make_sink
+from multicloud_collector.secrets import safe_url
 
 
 class UnknownAccountError(ValueError):
@@ -40,7 +43,8 @@ def result_row(out: ScrapeOutput) -> dict[str, Any]:
 async def collect_once(
     config: Config, *, accounts: Sequence[str] = (), store: bool = True, registry: Registry | None = None
 ) -> list[dict[str, Any]]:
-    """Scrape every target of the selected accounts once; store the rows unless ``store`` is False.
+    """Scrape every target of the selected accounts once and run their provider API jobs once;
+    store the rows unless ``store`` is False.
 
     The store is opened *before* scraping so a locked store fails fast instead of throwing the
     scraped data away.
@@ -54,27 +58,65 @@ async def collect_once(
     reg = registry or Registry(get_plugin_manager())
     targets = build_targets(config, reg.scrapers, accounts=selected, hooks=reg)
     observer = NullObserver()
-    sink = make_sink(config, observer) if store else None
-    if sink is not None:
-        await sink.start()
     session = make_session(config)
+    sink = make_sink(config, observer, session=session) if store else None
     try:
+        if sink is not None:
+            await sink.start()
+        batcher = make_batcher(config, sink, observer) if sink is not None else None
         by_account = {a: [t for t in targets if t.ctx.account == a] for a in selected}
         results = await asyncio.gather(
             *(collect_all(a, ts, session, reg.scrapers) for a, ts in by_account.items() if ts)
         )
         outputs = [o for res in results for o in res.outputs]
-        if sink is not None:
-            batcher = make_batcher(config, sink, observer)
+        if batcher is not None:
             writer = OutputWriter(batcher)
             for o in outputs:
                 await writer(o)
+        api_sink: ApiRowSink = ApiRowWriter(batcher) if batcher is not None else _DiscardApiRows()
+        providers = ProviderCollector(config, reg.adapters, session, api_sink)
+        try:
+            statuses = await providers.run_once(selected)
+        finally:
+            await providers.close()
+        if batcher is not None:
             await batcher.close(grace=config.collector.shutdown_grace)
     finally:
-        await session.close()
         if sink is not None:
             await sink.close()
-    return [result_row(o) for o in outputs]
+        await session.close()
+    return [result_row(o) for o in outputs] + [api_result_row(s) for s in statuses]
+
+
+class _DiscardApiRows:
+    """``--no-store``: API rows are counted in the report but written nowhere."""
+
+    async def instances(self, customer: str, rows: Sequence[Instance], observed_ms: int) -> None:
+        pass
+
+    async def billing(self, customer: str, rows: Sequence[BillingLine], observed_ms: int) -> None:
+        pass
+
+    async def status(self, rows: Sequence[ProviderStatus]) -> None:
+        pass
+
+
+def api_result_row(s: ProviderStatus) -> dict[str, Any]:
+    """A provider API job in the same shape as a scrape target (``kind`` is ``api:<job>``)."""
+    return {
+        "account": s.account,
+        "customer": s.customer,
+        "provider": s.provider,
+        "target": f"{s.account}/api/{s.job}",
+        "kind": f"api:{s.job}",
+        "url": safe_url(s.base_url) if s.base_url else "",
+        "status": "ok" if s.status == "ok" else "error",
+        "samples": s.instances + s.billing_lines,
+        "gpus": 0,
+        "bytes": 0,
+        "duration_ms": round(s.duration_ms, 1),
+        "error": s.error or None,
+    }
 
 
 def format_results(rows: Sequence[dict[str, Any]]) -> str:

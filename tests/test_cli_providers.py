@@ -190,3 +190,39 @@ def test_providers_list_shows_adapters_with_package(cfg: Path) -> None:
     adapters = {r["name"]: r for r in rows if r["type"] == "adapter"}
     assert code == 0 and {"vultr", "digitalocean"} <= set(adapters)
     assert adapters["vultr"]["package"] == "multicloud-collector (builtin)"
+
+
+def test_collect_once_runs_api_jobs_and_stores_their_rows(cfg: Path) -> None:
+    code, out, err = run(
+        "collect", "--once", "-c", str(cfg), "--account", "acme-vultr", "--account", "bad-do", "--json"
+    )
+    assert code == 1, "bad-do has a rejected token, so the cycle reports a failure"
+    rows = {(r["account"], r["kind"]): r for r in orjson.loads(out)}
+    assert set(rows) == {
+        ("acme-vultr", "api:inventory"),
+        ("acme-vultr", "api:billing"),
+        ("bad-do", "api:inventory"),
+        ("bad-do", "api:billing"),
+    }
+    assert rows["acme-vultr", "api:inventory"]["status"] == "ok"
+    assert rows["acme-vultr", "api:inventory"]["samples"] == 6  # the fake's six instances
+    assert (
+        rows["acme-vultr", "api:billing"]["status"] == "ok"
+        and rows["acme-vultr", "api:billing"]["samples"] > 0
+    )
+    bad = rows["bad-do", "api:inventory"]
+    assert bad["status"] == "error" and bad["error"].startswith("401 from ")
+    assert "wrong-token-value" not in out
+
+    code, out, err = run("query", "-c", str(cfg), "SELECT count() FROM mcc.instances FINAL", "-f", "TSV")
+    assert code == 0, err
+    assert int(out.strip()) == 6
+    code, out, _ = run(
+        "query",
+        "-c",
+        str(cfg),
+        "SELECT last_status FROM mcc.provider_metadata FINAL WHERE account = 'bad-do'",
+        "-f",
+        "TSV",
+    )
+    assert set(out.split()) == {"degraded"}
