@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fakes.coreweave import CKS_TOKEN, CLUSTER_TOKEN, CoreWeaveFake, default_clusters
-from fakes.server import FakeServer
+from fakes.server import FakeServer, Sleeps
 
 from multicloud_collector.config.model import AccountConfig
 from multicloud_collector.plugins.manager import Registry, build_plugin_manager
@@ -33,12 +33,6 @@ def account(url: str, **api: Any) -> AccountConfig:
     return AccountConfig(id="cw-org", customer="acme", provider="coreweave", api=settings)
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fakes.docker import DockerFake
-from fakes.server import FakeServer, FakeUnixServer
+from fakes.server import FakeServer, FakeUnixServer, Sleeps
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,12 +34,6 @@ def account(**api: Any) -> AccountConfig:
     return AccountConfig(id="gpu-host-07", customer="acme", provider="docker", api=api)
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from fakes.kubernetes import TOKEN, KubernetesFake, make_node
-from fakes.server import FakeServer
+from fakes.server import FakeServer, Sleeps
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,12 +33,6 @@ def account(url: str, **api: Any) -> AccountConfig:
     return AccountConfig(id="k8s-prod", customer="acme", provider="kubernetes", api=settings)
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

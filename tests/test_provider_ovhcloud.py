@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from fakes import ovhcloud as fake_ovh
 from fakes.ovhcloud import APP_KEY, APP_SECRET, CONSUMER_KEY, PROJECT_A, PROJECT_B, OvhFake
-from fakes.server import FakeServer
+from fakes.server import FakeServer, Sleeps
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -36,12 +36,6 @@ def account(url: str, **api: Any) -> AccountConfig:
     return AccountConfig(id="ovh-eu", customer="acme", provider="ovhcloud", api=settings)
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

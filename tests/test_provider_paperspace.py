@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fakes.paperspace import API_KEY, PaperspaceState, make_app
-from fakes.server import FakeServer
+from fakes.server import FakeServer, Sleeps
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,12 +25,6 @@ from multicloud_collector.secrets import Secret
 T0 = datetime(2024, 10, 5, 8, 0, tzinfo=UTC)
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 class Clock:
@@ -41,10 +35,6 @@ class Clock:
         return self.at
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fakes.runpod import API_KEY, RunPodState, make_app
-from fakes.server import FakeServer
+from fakes.server import FakeServer, Sleeps
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,18 +24,8 @@ from multicloud_collector.secrets import Secret
 NOW = datetime(2024, 10, 20, 12, 0, tzinfo=UTC)
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

@@ -192,3 +192,13 @@ def _first_socket(site: web.TCPSite) -> socket.socket:
 
 def json_bytes(data: Any) -> bytes:
     return json.dumps(data).encode()
+
+
+class Sleeps:
+    """Records requested waits instead of sleeping: 429 tests assert the wait, not the clock."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
