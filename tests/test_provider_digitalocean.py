@@ -9,7 +9,7 @@ from decimal import Decimal
 import aiohttp
 import pytest
 from fakes.digitalocean import DigitalOceanFake
-from fakes.server import FakeServer
+from fakes.server import FakeServer, Sleeps
 
 from multicloud_collector.config.model import AccountConfig
 from multicloud_collector.plugins.manager import Registry, build_plugin_manager
@@ -21,12 +21,6 @@ from multicloud_collector.secrets import Secret
 TOKEN = "dop_v1_test_0123456789abcdef"
 
 
-class Waits:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture
@@ -112,7 +106,7 @@ async def test_more_invoices_and_missing_invoice(fake: tuple[DigitalOceanFake, F
 async def test_429_honours_retry_after(fake: tuple[DigitalOceanFake, FakeServer], session) -> None:
     api, srv = fake
     do = adapter(srv, session, max_retry_wait="30s")
-    waits = Waits()
+    waits = Sleeps()
     do.client.sleep = waits
     api.state.retry_after = 4
     api.state.rate_limit_next = 1
@@ -139,7 +133,7 @@ async def test_auth_failure(fake: tuple[DigitalOceanFake, FakeServer], session) 
 async def test_server_error_then_recovery(fake: tuple[DigitalOceanFake, FakeServer], session) -> None:
     api, srv = fake
     do = adapter(srv, session)
-    do.client.sleep = Waits()
+    do.client.sleep = Sleeps()
     api.state.fail_next = (
         500,
         {"id": "server_error", "message": "Server was unable to give you a response."},

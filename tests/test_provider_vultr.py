@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
-from fakes.server import FakeServer
+from fakes.server import FakeServer, Sleeps
 from fakes.vultr import GPU_PLAN, H100_PLAN, VultrFake
 
 from multicloud_collector.config.model import AccountConfig
@@ -21,12 +21,6 @@ from multicloud_collector.secrets import Secret
 TOKEN = "vultr-test-key-0123456789"
 
 
-class Waits:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture
@@ -126,7 +120,7 @@ async def test_billing_other_errors_propagate(fake: tuple[VultrFake, FakeServer]
 async def test_retries_after_429_honouring_the_wait(fake: tuple[VultrFake, FakeServer], session) -> None:
     api, srv = fake
     vultr = adapter(srv, session)
-    waits = Waits()
+    waits = Sleeps()
     vultr.client.sleep = waits
     api.state.retry_after = 2.0
     api.state.rate_limit_next = 2
